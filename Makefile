@@ -1,0 +1,45 @@
+# The two commands a user needs: `make reproduce` and `make test`. Both build .venv from scratch when it is missing.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+export ANIMEPOP_DATA_DIR ?= $(abspath ../shared/data)
+
+.PHONY: install reproduce test sync-check nbtest pytest readme bench clean-runs
+
+# torch first, alone: its pin takes the CPU wheel this disk carries instead of a multi-GB CUDA build.
+$(STAMP): settings.ini setup.py
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q torch==2.13.0
+	$(BIN)/python -m pip install -q -e ".[dev]"
+	$(BIN)/python -m ipykernel install --sys-prefix --name python3 >/dev/null
+	touch $@
+
+install: $(STAMP)
+
+reproduce: install
+	$(BIN)/animepop_reproduce --profile cpu
+
+# Notebooks are the source of truth: cleaning and exporting them must leave git as it is.
+sync-check: install
+	$(BIN)/nbdev_clean
+	$(BIN)/nbdev_export
+	@git status --porcelain -- nbs animepop README.md | grep . && { echo "nbdev_clean/nbdev_export changed the files above: commit the cleaned notebooks and the exported library"; exit 1; } || true
+
+readme: install
+	$(BIN)/jupyter nbconvert --execute --to markdown --TagRemovePreprocessor.remove_input_tags=remove_input \
+		--ExecutePreprocessor.kernel_name=python3 nbs/index.ipynb --output-dir . --output README >/dev/null 2>&1
+	@git status --porcelain -- README.md | grep . && { echo "README.md is out of date with nbs/index.ipynb: run make readme and commit it"; exit 1; } || true
+
+nbtest: install
+	$(BIN)/nbdev_test --n_workers 2 --timing
+
+pytest: install
+	$(BIN)/python -m pytest -m "not slow and not gpu" tests
+
+test: sync-check readme nbtest pytest
+
+bench: install
+	$(BIN)/python -m animepop.bench
