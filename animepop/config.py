@@ -4,17 +4,18 @@
 
 # %% auto #0
 __all__ = ['ROOT', 'DATA', 'RAW', 'INTERIM', 'PROCESSED', 'MODELS', 'FIGURES', 'RUNS', 'MAL_MIN_VOTES', 'MAL_MEAN_SCORE',
-           'figures_dir', 'data_dir', 'require_data_dir', 'PaperHyperparams', 'seed_everything', 'num_threads',
-           'get_device']
+           'figures_dir', 'data_dir', 'require_data_dir', 'atomic_write', 'PaperHyperparams', 'seed_everything',
+           'num_threads', 'get_device']
 
-# %% ../nbs/00_config.ipynb #c816ef39
+# %% ../nbs/00_config.ipynb #02730ab7
 import os, random
+from contextlib import contextmanager
 from dataclasses import dataclass, asdict
 from pathlib import Path
 
 import numpy as np
 
-# %% ../nbs/00_config.ipynb #95b4583f
+# %% ../nbs/00_config.ipynb #71315474
 def _find_root() -> Path:
     "The project root: `ANIMEPOP_ROOT`, else the first parent of this file or of the working directory with `settings.ini`."
     if os.environ.get("ANIMEPOP_ROOT"): return Path(os.environ["ANIMEPOP_ROOT"]).resolve()
@@ -25,7 +26,7 @@ def _find_root() -> Path:
             if (d/"settings.ini").exists(): return d
     return Path.cwd().resolve()
 
-# %% ../nbs/00_config.ipynb #9a46b3a2
+# %% ../nbs/00_config.ipynb #d305baf9
 ROOT = _find_root()
 DATA = ROOT/"data"
 RAW = DATA/"raw"              # immutable inputs: crawled pages, portraits, downloaded snapshots
@@ -35,18 +36,18 @@ MODELS = ROOT/"models"
 FIGURES = ROOT/"figures"
 RUNS = ROOT/"runs"
 
-# %% ../nbs/00_config.ipynb #5dbfaab2
+# %% ../nbs/00_config.ipynb #12088c05
 def figures_dir() -> Path:
     "Where tables and figures are written: `ANIMEPOP_FIGURES_DIR`, else `figures/` of the project."
     return Path(os.environ.get("ANIMEPOP_FIGURES_DIR", FIGURES)).resolve()
 
-# %% ../nbs/00_config.ipynb #f3b76bc2
+# %% ../nbs/00_config.ipynb #d5e515f7
 def data_dir() -> Path:
     "Folder of the source data: `ANIMEPOP_DATA_DIR`, else `../shared/data` beside the project root."
     env = os.environ.get("ANIMEPOP_DATA_DIR")
     return Path(env).expanduser().resolve() if env else (ROOT.parent/"shared"/"data").resolve()
 
-# %% ../nbs/00_config.ipynb #e018d5a7
+# %% ../nbs/00_config.ipynb #4aacb4a8
 def require_data_dir() -> Path:
     "`data_dir()`, or a clear error saying what to fetch and where to put it."
     d = data_dir()
@@ -57,7 +58,19 @@ def require_data_dir() -> Path:
             "optionally, characters-sample/ and mal-stats/clean_anime.parquet; or build one with `animepop_crawl`.")
     return d
 
-# %% ../nbs/00_config.ipynb #5d93d34a
+# %% ../nbs/00_config.ipynb #cb78669a
+@contextmanager
+def atomic_write(path):
+    "Yield a temporary path beside `path` (same suffix, for writers that infer the format); on success, fsync it and rename it onto `path`."
+    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.stem}.{os.getpid()}.part{path.suffix}")
+    try:
+        yield tmp
+        with open(tmp, "rb+") as f: os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally: tmp.unlink(missing_ok=True)
+
+# %% ../nbs/00_config.ipynb #7ccb3e06
 @dataclass(frozen=True)
 class PaperHyperparams:
     "Table 10 of the paper, with the values the authors' code actually runs."
@@ -73,11 +86,11 @@ class PaperHyperparams:
     grad_clip: float = 1.0
     def asdict(self) -> dict: return asdict(self)
 
-# %% ../nbs/00_config.ipynb #34a63b78
+# %% ../nbs/00_config.ipynb #294b5c11
 MAL_MIN_VOTES = 50    # m, as the paper states
 MAL_MEAN_SCORE = 6.605  # C, site-wide mean on 2024-01-03
 
-# %% ../nbs/00_config.ipynb #8dec0bdc
+# %% ../nbs/00_config.ipynb #75907ac9
 def seed_everything(seed: int = 42) -> None:
     "Seed Python, NumPy and torch, and ask torch for deterministic kernels."
     import torch
@@ -85,12 +98,12 @@ def seed_everything(seed: int = 42) -> None:
     os.environ["PYTHONHASHSEED"] = str(seed)
     torch.use_deterministic_algorithms(True, warn_only=True)
 
-# %% ../nbs/00_config.ipynb #94f93cf4
+# %% ../nbs/00_config.ipynb #7e3244e1
 def num_threads() -> int:
     "Threads for torch and BLAS: `ANIMEPOP_THREADS`, else every core this process may use."
     return int(os.environ.get("ANIMEPOP_THREADS", len(os.sched_getaffinity(0))))
 
-# %% ../nbs/00_config.ipynb #243bb1e8
+# %% ../nbs/00_config.ipynb #b0a5e3db
 def get_device(prefer: str = "auto") -> str:
     "`cuda` when asked for (or `auto`) and available, else `cpu`; asking for `cuda` without one is an error."
     import torch

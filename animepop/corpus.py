@@ -10,7 +10,7 @@ __all__ = ['CORPUS_VERSION', 'ANIME_SCHEMA', 'CHARACTER_SCHEMA', 'RECEPTION_TAGS
            'read_corpus', 'build_corpus', 'load_corpus', 'score_bin', 'synopsis_table', 'description_table',
            'per_floor_score', 'plot_per_floor_score']
 
-# %% ../nbs/01_corpus.ipynb #bf8c70b8
+# %% ../nbs/01_corpus.ipynb #2f221e0e
 import collections, gzip, json, re, tempfile, unicodedata
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,10 +18,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .config import PROCESSED, require_data_dir
+from .config import PROCESSED, atomic_write, require_data_dir
 from .report import file_sha256
 
-# %% ../nbs/01_corpus.ipynb #a261317a
+# %% ../nbs/01_corpus.ipynb #94df9743
 CORPUS_VERSION = "1.2"
 
 ANIME_SCHEMA = {
@@ -35,7 +35,7 @@ ANIME_SCHEMA = {
 CHARACTER_SCHEMA = {"char_id": "str", "mal_id": "int64", "name": "str", "role": "str", "description": "str",
                     "portrait": "str"}
 
-# %% ../nbs/01_corpus.ipynb #a747bdc9
+# %% ../nbs/01_corpus.ipynb #0cae41ff
 RECEPTION_TAGS = ("Award Winning",)
 LABEL_COLUMNS = ("score", "mean_score", "voters")
 POST_RELEASE_FIELDS = (
@@ -43,7 +43,7 @@ POST_RELEASE_FIELDS = (
     "anilistScore", "kitsuRating", "members", "num_list_users", "rank", "popularity", "favorites", "favourites",
     "scored_by", "watching", "completed", "on_hold", "dropped", "plan_to_watch")
 
-# %% ../nbs/01_corpus.ipynb #37cedeee
+# %% ../nbs/01_corpus.ipynb #bf798f82
 def _to_list(x) -> list:
     "A list from a list, a NumPy array (Parquet round trip) or a missing value."
     if isinstance(x, (list, tuple, np.ndarray)): return list(x)
@@ -76,7 +76,7 @@ class Corpus:
         "The corpus restricted to the character rows where `mask` holds."
         return Corpus(self.anime, self.characters[np.asarray(mask, bool)])
 
-# %% ../nbs/01_corpus.ipynb #c8c679b7
+# %% ../nbs/01_corpus.ipynb #215857b5
 MAL_TYPES = {"MOVIE": "Movie", "SPECIAL": "Special", "MUSIC": "Music", "TV_SHORT": "TV"}
 
 def _mapper_row(r: dict) -> dict:
@@ -104,14 +104,14 @@ def read_anime_mapper(path, stats_path=None) -> pd.DataFrame:
         anime = anime.merge(read_mal_stats(stats_path), on="mal_id", how="left")
     return conform(anime, ANIME_SCHEMA)
 
-# %% ../nbs/01_corpus.ipynb #b405654c
+# %% ../nbs/01_corpus.ipynb #c64d42cc
 def _fold(text: str) -> str: return "".join(c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c))
 def _tokens(text: str) -> list: return list(re.finditer(r"[^\W_]+", text))
 def normalize_title(text: str) -> str:
     "Lower-case words without accents or punctuation: 'Pokémon: The Series' -> 'pokemon the series'."
     return " ".join(m.group(0).lower() for m in _tokens(_fold(text)))
 
-# %% ../nbs/01_corpus.ipynb #4e3b8c03
+# %% ../nbs/01_corpus.ipynb #4c3ad9f8
 _NAME_GAP = re.compile(r"^[ \t-]*$")  # what separates two words of one name
 
 def _part_of_name(toks: list, text: str, i: int) -> bool:
@@ -170,7 +170,7 @@ class TitleIndex:
         "MAL ids of the anime `text` (about the character `name`) names."
         return sorted({self.key_to_id[k] for k in self.find(text, name)})
 
-# %% ../nbs/01_corpus.ipynb #d7fe1f61
+# %% ../nbs/01_corpus.ipynb #47173344
 def _slug(name: str) -> str: return re.sub(r"[^a-z0-9]+", "-", _fold(name).lower()).strip("-") or "character"
 
 def read_sample_records(folder) -> pd.DataFrame:
@@ -191,7 +191,7 @@ def read_character_sample(folder, anime: pd.DataFrame) -> pd.DataFrame:
     df = df.explode("mal_id").dropna(subset=["mal_id"])
     return conform(df.assign(role="Main"), CHARACTER_SCHEMA)
 
-# %% ../nbs/01_corpus.ipynb #1a5739a4
+# %% ../nbs/01_corpus.ipynb #8c4b0315
 def _read_jsonl(path: Path) -> pd.DataFrame:
     if not path.exists(): raise FileNotFoundError(f"crawl file not found: {path}")
     rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
@@ -208,7 +208,7 @@ def read_crawl(folder) -> Corpus:
         chars["portrait"] = [str(folder/p) if isinstance(p, str) and p else None for p in chars.portrait]
     return Corpus(anime, chars)
 
-# %% ../nbs/01_corpus.ipynb #fa8d935a
+# %% ../nbs/01_corpus.ipynb #e5cf9ce0
 BOILERPLATE = re.compile("|".join([
     r"\[Written by [^\]]*\]", r"\((?:Source|Sources|From)s?:[^)]*\)",
     r"No synopsis (?:information )?has been added[^.]*\.(?:\s*Click here to update this information\.)?",
@@ -219,7 +219,7 @@ def strip_boilerplate(text) -> str:
     "`text` without site credits and placeholders, whitespace trimmed ('' for a missing text)."
     return BOILERPLATE.sub("", text).strip() if isinstance(text, str) else ""
 
-# %% ../nbs/01_corpus.ipynb #6048f1b2
+# %% ../nbs/01_corpus.ipynb #846c93a8
 NO_DESCRIPTION = {"", "no description available", "no description available."}
 
 def n_words(texts: pd.Series) -> pd.Series:
@@ -266,7 +266,7 @@ def clean(corpus: Corpus) -> tuple:
     report["characters_removed"] = -report.characters.diff().fillna(0).astype(int)
     return corpus, report
 
-# %% ../nbs/01_corpus.ipynb #0e4a4621
+# %% ../nbs/01_corpus.ipynb #fece18a4
 def source_files(data) -> dict:
     "Role -> path of the source files present in the data folder `data`."
     data = Path(data)
@@ -294,10 +294,11 @@ def save_corpus(corpus: Corpus, out, sources: dict, report: pd.DataFrame = None)
     meta = {"version": CORPUS_VERSION, "sources": sources, "files": {}}
     for name, df in [("anime", corpus.anime), ("characters", corpus.characters)]:
         path = out/f"{name}.parquet"
-        df.to_parquet(path, index=False)
+        with atomic_write(path) as tmp: df.to_parquet(tmp, index=False)
         meta["files"][path.name] = {"sha256": file_sha256(path), "rows": len(df)}
-    if report is not None: report.to_csv(out/"cleaning.csv", index=False)
-    (out/"corpus.json").write_text(json.dumps(meta, indent=1, sort_keys=True) + "\n")
+    if report is not None:
+        with atomic_write(out/"cleaning.csv") as tmp: report.to_csv(tmp, index=False)
+    with atomic_write(out/"corpus.json") as tmp: tmp.write_text(json.dumps(meta, indent=1, sort_keys=True) + "\n")
     return out/"corpus.json"
 
 def read_corpus(folder) -> Corpus:
@@ -324,7 +325,7 @@ def load_corpus(rebuild: bool = False, data=None, out=None) -> Corpus:
     if rebuild or not _is_current(out, data): return build_corpus(data, out)
     return read_corpus(out)
 
-# %% ../nbs/01_corpus.ipynb #775ecc27
+# %% ../nbs/01_corpus.ipynb #ace1abe6
 def score_bin(score: pd.Series) -> pd.Series:
     "'1 - 2', ..., '9 - 10': the paper's score bins (floor of the score, 10 counted in 9 - 10)."
     lo = np.clip(np.floor(score), 1, 9).astype(int)
@@ -344,7 +345,7 @@ def description_table(characters: pd.DataFrame) -> pd.DataFrame:
     words = n_words(characters.description[characters.role.eq("Main")])
     return pd.DataFrame([{"Total Characters": len(words), **_word_stats(words)}])
 
-# %% ../nbs/01_corpus.ipynb #9791c480
+# %% ../nbs/01_corpus.ipynb #bbf6616d
 def per_floor_score(corpus: Corpus) -> pd.DataFrame:
     "Per floor score: anime, mean synopsis words, and over the anime with main characters their mean number and words."
     a = corpus.anime.assign(floor=np.clip(np.floor(corpus.anime.score), 1, 9).astype(int), words=n_words(corpus.anime.synopsis))

@@ -5,15 +5,15 @@
 # %% auto #0
 __all__ = ['file_sha256', 'git_commit', 'corpus_fingerprint', 'write_sidecar', 'save_table', 'save_figure']
 
-# %% ../nbs/00a_report.ipynb #a1d56e33
+# %% ../nbs/00a_report.ipynb #8c5c6080
 import hashlib, json, subprocess, time
 from pathlib import Path
 
 import pandas as pd
 
-from .config import ROOT, PROCESSED, figures_dir
+from .config import ROOT, PROCESSED, atomic_write, figures_dir
 
-# %% ../nbs/00a_report.ipynb #98cbbbe1
+# %% ../nbs/00a_report.ipynb #712b1693
 def file_sha256(path, chunk: int = 1 << 20) -> str:
     "SHA-256 hex digest of a file, read in chunks."
     h = hashlib.sha256()
@@ -21,7 +21,7 @@ def file_sha256(path, chunk: int = 1 << 20) -> str:
         while block := f.read(chunk): h.update(block)
     return h.hexdigest()
 
-# %% ../nbs/00a_report.ipynb #ac720fcb
+# %% ../nbs/00a_report.ipynb #8d584b2c
 def git_commit() -> str | None:
     "The commit of the project checkout, with `+dirty` when tracked files differ from it; None outside git."
     def git(*args):
@@ -32,13 +32,13 @@ def git_commit() -> str | None:
     dirty = git("status", "--porcelain", "--untracked-files=no", "--", "nbs", "animepop").stdout.strip()
     return head.stdout.strip() + ("+dirty" if dirty else "")
 
-# %% ../nbs/00a_report.ipynb #2a8e6d8f
+# %% ../nbs/00a_report.ipynb #10a53550
 def corpus_fingerprint() -> dict | None:
     "Version, SHA-256 and row counts of the processed corpus the artifacts were computed from (None before it is built)."
     f = PROCESSED/"corpus.json"
     return json.loads(f.read_text()) if f.exists() else None
 
-# %% ../nbs/00a_report.ipynb #76d4e38e
+# %% ../nbs/00a_report.ipynb #714fbb8a
 def _jsonable(params: dict) -> dict:
     "Parameters as JSON: plain literals stay, anything else (paths, dataclasses) becomes its string."
     return json.loads(json.dumps(params, default=str))
@@ -50,24 +50,25 @@ def write_sidecar(name: str, files: list, params: dict, notebook: str) -> Path:
             "params": _jsonable(params), "seed": params.get("seed"), "corpus": corpus_fingerprint(),
             "git_commit": git_commit(), "written_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
     path = out/f"{name}.json"
-    path.write_text(json.dumps(meta, indent=1, sort_keys=True) + "\n")
+    with atomic_write(path) as tmp: tmp.write_text(json.dumps(meta, indent=1, sort_keys=True) + "\n")
     return path
 
-# %% ../nbs/00a_report.ipynb #a678b742
+# %% ../nbs/00a_report.ipynb #a76d645e
 def save_table(df: pd.DataFrame, name: str, params: dict, notebook: str, floatfmt: str = ".4g") -> Path:
     "Write `df` as `figures/NAME.csv` and `figures/NAME.md` with its provenance sidecar; returns the CSV path."
     out = figures_dir(); out.mkdir(parents=True, exist_ok=True)
     csv, md = out/f"{name}.csv", out/f"{name}.md"
-    df.to_csv(csv, index=False)
-    md.write_text(df.to_markdown(index=False, floatfmt=floatfmt) + "\n")
+    with atomic_write(csv) as tmp: df.to_csv(tmp, index=False)
+    with atomic_write(md) as tmp: tmp.write_text(df.to_markdown(index=False, floatfmt=floatfmt) + "\n")
     write_sidecar(name, [csv, md], params, notebook)
     return csv
 
-# %% ../nbs/00a_report.ipynb #057dfd12
+# %% ../nbs/00a_report.ipynb #901ee099
 def save_figure(fig, name: str, params: dict, notebook: str, dpi: int = 150) -> Path:
     "Save a matplotlib figure as `figures/NAME.png` with its provenance sidecar; returns the PNG path."
     out = figures_dir(); out.mkdir(parents=True, exist_ok=True)
     png = out/f"{name}.png"
-    fig.savefig(png, dpi=dpi, bbox_inches="tight", metadata={"Software": None})  # no timestamped metadata: stable bytes
+    with atomic_write(png) as tmp:
+        fig.savefig(tmp, dpi=dpi, bbox_inches="tight", metadata={"Software": None})  # no timestamped metadata: stable bytes
     write_sidecar(name, [png], params, notebook)
     return png

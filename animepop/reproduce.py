@@ -6,7 +6,7 @@
 __all__ = ['NBS', 'artifact_notebooks', 'runnable_copy', 'notebook_parameters', 'NotebookFailed', 'run_notebook',
            'build_manifest', 'reproduce', 'reproduce_cli']
 
-# %% ../nbs/09_reproduce.ipynb #53a5dd59
+# %% ../nbs/09_reproduce.ipynb #46bc1e66
 import json, os, re, sys, time
 from pathlib import Path
 
@@ -18,7 +18,7 @@ from papermill.exceptions import PapermillExecutionError
 from .config import ROOT, RUNS, figures_dir, require_data_dir
 from .report import git_commit
 
-# %% ../nbs/09_reproduce.ipynb #6d578a0a
+# %% ../nbs/09_reproduce.ipynb #33eb5eaf
 NBS = ROOT/"nbs"
 
 def _has_parameters_cell(nb) -> bool:
@@ -29,7 +29,7 @@ def artifact_notebooks(nbs: Path = NBS) -> list[Path]:
     paths = sorted(p for p in nbs.glob("[0-9]*.ipynb"))
     return [p for p in paths if _has_parameters_cell(nbformat.read(p, as_version=4))]
 
-# %% ../nbs/09_reproduce.ipynb #9b16306b
+# %% ../nbs/09_reproduce.ipynb #c10fffe3
 _EVAL_FALSE = re.compile(r"^#\|\s*eval\s*:\s*false\b", re.M)
 _GPU = re.compile(r"^#\|\s*gpu\b", re.M)
 _EXPORT_CALL = re.compile(r"^\s*(import nbdev; )?nbdev\.nbdev_export\(\)", re.M)
@@ -45,13 +45,13 @@ def runnable_copy(path: Path, profile: str) -> nbformat.NotebookNode:
     nb.metadata.setdefault("kernelspec", {"name": "python3", "display_name": "Python 3", "language": "python"})
     return nb
 
-# %% ../nbs/09_reproduce.ipynb #61de7c51
+# %% ../nbs/09_reproduce.ipynb #04c8190e
 def notebook_parameters(nb: nbformat.NotebookNode, settings: dict) -> dict:
     "The subset of `settings` that the notebook's `parameters` cell declares."
     declared = papermill.inspect_notebook(nb) if _has_parameters_cell(nb) else {}
     return {k: v for k, v in settings.items() if k in declared}
 
-# %% ../nbs/09_reproduce.ipynb #02656ce9
+# %% ../nbs/09_reproduce.ipynb #7d77c14e
 class NotebookFailed(RuntimeError):
     "A notebook of the reproduction raised in one of its cells."
     def __init__(self, notebook: str, err: PapermillExecutionError, executed: Path):
@@ -69,7 +69,7 @@ def run_notebook(path: Path, run_dir: Path, settings: dict, profile: str) -> flo
     except PapermillExecutionError as e: raise NotebookFailed(path.stem, e, out) from None
     return time.perf_counter() - start
 
-# %% ../nbs/09_reproduce.ipynb #df979b2e
+# %% ../nbs/09_reproduce.ipynb #f71aeba0
 def build_manifest(out: Path, run: dict, wall: dict[str, float]) -> dict:
     "Gather the sidecars in `out` into one manifest for `run` (its settings, start time and executed notebooks)."
     artifacts = []
@@ -82,14 +82,14 @@ def build_manifest(out: Path, run: dict, wall: dict[str, float]) -> dict:
         artifacts.append(meta)
     return {**run, "artifacts": artifacts}
 
-# %% ../nbs/09_reproduce.ipynb #6b27f7e8
+# %% ../nbs/09_reproduce.ipynb #623da458
 def reproduce(profile: str = "cpu", data: str | None = None, out: str | None = None, quick: bool = False,
               seed: int = 42, only: list[str] | None = None) -> dict:
     "Execute the artifact notebooks (or those named in `only`) and write `manifest.json`; returns the manifest."
     if profile not in ("cpu", "paper"): raise ValueError(f"--profile must be 'cpu' or 'paper', got {profile!r}")
     if data: os.environ["ANIMEPOP_DATA_DIR"] = str(Path(data).resolve())
     if out: os.environ["ANIMEPOP_FIGURES_DIR"] = str(Path(out).resolve())
-    require_data_dir()  # fail before any notebook runs, saying what to fetch
+    data_dir = require_data_dir()  # fail before any notebook runs, saying what to fetch
     fig_dir = figures_dir(); fig_dir.mkdir(parents=True, exist_ok=True)
     notebooks = artifact_notebooks()
     if only:
@@ -100,7 +100,7 @@ def reproduce(profile: str = "cpu", data: str | None = None, out: str | None = N
     run_dir = RUNS/time.strftime("%Y%m%d-%H%M%S"); run_dir.mkdir(parents=True, exist_ok=True)
     settings = {"profile": profile, "quick": quick, "seed": seed}
     run = {"command": " ".join(["animepop_reproduce", *sys.argv[1:]]), "settings": settings, "started": started,
-           "data_dir": os.environ.get("ANIMEPOP_DATA_DIR"), "git_commit": git_commit(), "run_dir": str(run_dir),
+           "data_dir": str(data_dir), "git_commit": git_commit(), "run_dir": str(run_dir),
            "notebooks": [p.stem for p in notebooks]}
     (run_dir/"params.json").write_text(json.dumps(run, indent=1) + "\n")
     wall = {}
@@ -113,7 +113,7 @@ def reproduce(profile: str = "cpu", data: str | None = None, out: str | None = N
     (fig_dir/"manifest.json").write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
     return manifest
 
-# %% ../nbs/09_reproduce.ipynb #278f3cde
+# %% ../nbs/09_reproduce.ipynb #d624d5cc
 @call_parse
 def reproduce_cli(
     profile: str = "cpu",  # `cpu`: bundled encoders frozen, cached embeddings; `paper`: GPT-2 + ResNet-50 fine-tuned on a GPU

@@ -9,7 +9,7 @@ __all__ = ['MAL', 'USER_AGENT', 'SOURCES', 'PARSERS', 'PageError', 'clean_text',
            'Store', 'Crawler', 'crawl', 'parse_cli', 'parse_ids', 'crawl_cli', 'underscored', 'parse_main',
            'crawl_main']
 
-# %% ../nbs/01a_scrape.ipynb #56f5f237
+# %% ../nbs/01a_scrape.ipynb #721cbf79
 import email.utils, io, json, os, re, sys, time, urllib.robotparser
 from collections import Counter
 from hashlib import sha256
@@ -24,9 +24,9 @@ from tenacity import Retrying, retry_if_exception_type, stop_after_attempt
 from tqdm.auto import tqdm
 
 from . import __version__
-from .config import RAW, data_dir
+from .config import RAW, atomic_write, data_dir
 
-# %% ../nbs/01a_scrape.ipynb #df28e29f
+# %% ../nbs/01a_scrape.ipynb #0d736b6d
 class PageError(ValueError):
     "A page lacks an element the parser needs (the message names the page and the element)."
 
@@ -35,7 +35,7 @@ def _need(node, element: str, src: str):
     if node is None or node == []: raise PageError(f"{src or 'page'}: no {element} found (has MAL changed its layout?)")
     return node
 
-# %% ../nbs/01a_scrape.ipynb #a488df06
+# %% ../nbs/01a_scrape.ipynb #957f2b81
 _BR = "\x00"
 
 def clean_text(nodes) -> str:
@@ -50,7 +50,7 @@ def clean_text(nodes) -> str:
     lines = [" ".join(l.split()) for l in " ".join(parts).split(_BR)]
     return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
 
-# %% ../nbs/01a_scrape.ipynb #504b648c
+# %% ../nbs/01a_scrape.ipynb #700b1ef6
 def duration_minutes(s: str | None) -> float | None:
     "Minutes per episode from MAL/Jikan durations ('24 min. per ep.', '1 hr. 55 min.', '30 sec'); None if unknown."
     if not s: return None
@@ -63,7 +63,7 @@ def _int(s: str | None) -> int | None:
     s = (s or "").replace(",", "").strip()
     return int(s) if s.isdigit() else None
 
-# %% ../nbs/01a_scrape.ipynb #42534229
+# %% ../nbs/01a_scrape.ipynb #246ff526
 MAL = "https://myanimelist.net"
 _REQUIRED = ("Type", "Episodes", "Aired", "Producers", "Studios", "Source", "Duration", "Rating", "Score")
 _GENRE_LABELS = ("Genres", "Genre", "Explicit Genres", "Themes", "Theme", "Demographic", "Demographics")
@@ -91,7 +91,7 @@ def _page_id(soup, kind: str, src: str) -> int:
     url = _need(tag, "canonical URL (og:url)", src).get("content") or tag.get("href")
     return int(_need(re.search(rf"/{kind}/(\d+)", url or ""), f"/{kind}/ID in the canonical URL", src).group(1))
 
-# %% ../nbs/01a_scrape.ipynb #03a42973
+# %% ../nbs/01a_scrape.ipynb #588cdce9
 def _score(line, src: str) -> tuple[float | None, int | None]:
     "Weighted score W and voters v from the sidebar's 'Score:' line; (None, None) when MAL prints N/A."
     text = _value(line)
@@ -111,7 +111,7 @@ def _related(soup) -> list[dict]:
             if m := re.search(r"/anime/(\d+)", a["href"]): out.append({"mal_id": int(m.group(1)), "relation": relation})
     return out
 
-# %% ../nbs/01a_scrape.ipynb #496ae376
+# %% ../nbs/01a_scrape.ipynb #66c5aede
 def parse_anime(html: str | bytes, src: str = "") -> dict:
     "The anime record from a MAL anime page (2018 or 2021 layout); `src` (URL or file) names the page in errors."
     soup = BeautifulSoup(html, "lxml")
@@ -136,7 +136,7 @@ def parse_anime(html: str | bytes, src: str = "") -> dict:
         studios=_links(side["Studios"], "producer"), producers=_links(side["Producers"], "producer"),
         related=_related(soup))
 
-# %% ../nbs/01a_scrape.ipynb #b1f99591
+# %% ../nbs/01a_scrape.ipynb #c2b714c0
 def parse_characters(html: str | bytes, src: str = "") -> list[dict]:
     "Characters listed on a MAL characters page: [{char_id, name, role}, ...] (role 'Main' or 'Supporting')."
     soup = BeautifulSoup(html, "lxml")
@@ -148,7 +148,7 @@ def parse_characters(html: str | bytes, src: str = "") -> list[dict]:
     if not out and "No characters" not in soup.get_text(): _need(None, "character table (td.borderClass a[href*=/character/])", src)
     return out
 
-# %% ../nbs/01a_scrape.ipynb #4f93adf3
+# %% ../nbs/01a_scrape.ipynb #ab114a01
 _NO_BIO = re.compile(r"^No biography written", re.I)
 
 def _about(header) -> str:
@@ -172,7 +172,7 @@ def parse_character(html: str | bytes, src: str = "") -> dict:
                 description=None if _NO_BIO.match(about) else _need(about, "about text", src),
                 portrait_url=None if "questionmark" in url else url)
 
-# %% ../nbs/01a_scrape.ipynb #abaa723d
+# %% ../nbs/01a_scrape.ipynb #e882ec2f
 def _key(d: dict, path: str, src: str):
     "`d['a']['b']` for path 'a.b', or a `PageError` naming `src` and the missing key."
     for k in path.split("."):
@@ -211,7 +211,7 @@ def jikan_character(doc: dict, src: str = "") -> dict:
                 description=None if not about or _NO_BIO.match(about) else about,
                 portrait_url=None if not url or "questionmark" in url else url)
 
-# %% ../nbs/01a_scrape.ipynb #3a3d7570
+# %% ../nbs/01a_scrape.ipynb #bc6871e4
 USER_AGENT = f"animepop/{__version__} (research corpus crawler; +https://github.com/animepop/animepop)"
 
 class Transient(IOError):
@@ -228,12 +228,10 @@ def retry_after(value: str | None) -> float | None:
     try: return max(0.0, email.utils.parsedate_to_datetime(value).timestamp() - time.time())
     except (TypeError, ValueError): return None
 
-# %% ../nbs/01a_scrape.ipynb #a2a1d54f
+# %% ../nbs/01a_scrape.ipynb #1aeaa1a3
 def _write_atomic(path: Path, data: bytes):
-    "Write `data` to `path` via a temporary file and a rename: readers never see a partial file."
-    tmp = path.with_name(path.name + ".part")
-    with open(tmp, "wb") as f: f.write(data); f.flush(); os.fsync(f.fileno())
-    os.replace(tmp, path)
+    "Write `data` to `path` so that a kill leaves either the old file or the whole new one."
+    with atomic_write(path) as tmp: tmp.write_bytes(data)
 
 class Fetcher:
     "Throttled, retrying, caching GET over one connection; `stats` counts fetched and cached responses."
@@ -282,7 +280,7 @@ class Fetcher:
         _write_atomic(p, body)
         return body
 
-# %% ../nbs/01a_scrape.ipynb #5711a478
+# %% ../nbs/01a_scrape.ipynb #03526857
 _EXT = {"JPEG": ".jpg", "PNG": ".png", "GIF": ".gif", "WEBP": ".webp"}
 
 def image_ext(body: bytes, src: str = "") -> str:
@@ -293,7 +291,7 @@ def image_ext(body: bytes, src: str = "") -> str:
     if fmt not in _EXT: raise Permanent(f"{src}: unexpected image format {fmt}")
     return _EXT[fmt]
 
-# %% ../nbs/01a_scrape.ipynb #f32d6252
+# %% ../nbs/01a_scrape.ipynb #92feca72
 def rebase(url: str, base: str | None) -> str:
     "`url` with the scheme and host of `base` (unchanged when `base` is None)."
     if not base: return url
@@ -338,7 +336,7 @@ class JikanSource(HtmlSource):
 
 SOURCES = {"html": HtmlSource, "jikan": JikanSource}
 
-# %% ../nbs/01a_scrape.ipynb #b2f47b75
+# %% ../nbs/01a_scrape.ipynb #0e6713b1
 def read_jsonl(path: Path) -> list[dict]:
     "Records of a JSON-lines file, after cutting off a last line left incomplete by a crash."
     if not path.exists(): return []
@@ -376,7 +374,7 @@ class Store:
         "The stored portrait of `char_id`, if any."
         return next((self.out/"portraits").glob(f"{char_id}.*"), None)
 
-# %% ../nbs/01a_scrape.ipynb #b15ff2d8
+# %% ../nbs/01a_scrape.ipynb #d1381071
 class Crawler:
     "Builds the crawl folder `out` from `source` ('html' or 'jikan'); `summary` counts what happened."
     def __init__(self, out, source="html", base_url=None, delay=None, tries=5, backoff=2.0, max_wait=120.0, timeout=30.0,
@@ -445,7 +443,7 @@ def crawl(ids, out=RAW/"mal", **kwargs) -> Counter:
     "Crawl anime `ids` into the folder `out` (see `Crawler` for the options); returns the summary."
     return Crawler(out, **kwargs).run(ids)
 
-# %% ../nbs/01a_scrape.ipynb #5227f2e4
+# %% ../nbs/01a_scrape.ipynb #b80e811f
 PARSERS = {"anime": parse_anime, "characters": parse_characters, "character": parse_character}
 
 def _die(prog: str, msg: str):
@@ -460,7 +458,7 @@ def parse_cli(file: Param("a page saved from MyAnimeList", str),
     except (OSError, PageError) as e: _die("animepop_parse", str(e))
     print(json.dumps(rec, ensure_ascii=False, indent=1))
 
-# %% ../nbs/01a_scrape.ipynb #1e3185d8
+# %% ../nbs/01a_scrape.ipynb #379620b7
 def parse_ids(ids: str | None = None, ids_file: str | None = None) -> list[int]:
     "Anime ids from '1,5,21' or a file of ids (one a line, or separated by commas/spaces; '#' starts a comment)."
     if bool(ids) == bool(ids_file): raise ValueError("give exactly one of --ids and --ids-file")
@@ -470,7 +468,7 @@ def parse_ids(ids: str | None = None, ids_file: str | None = None) -> list[int]:
     if bad or not toks: raise ValueError(f"malformed anime ids: {', '.join(bad[:5]) or 'none given'} (expected positive integers)")
     return [int(t) for t in toks]
 
-# %% ../nbs/01a_scrape.ipynb #e8ff449c
+# %% ../nbs/01a_scrape.ipynb #39f6eab8
 @call_parse
 def crawl_cli(ids: Param("anime ids, comma-separated: 1,5,21", str) = None,
               ids_file: Param("file of anime ids, one a line", str) = None,
@@ -493,7 +491,7 @@ def crawl_cli(ids: Param("anime ids, comma-separated: 1,5,21", str) = None,
     print("summary: " + ", ".join(f"{k} {s[k]}" for k in ("anime written", "done before", "fetched", "cached", "portraits from disk", "failed", "skipped")),
           file=sys.stderr)
 
-# %% ../nbs/01a_scrape.ipynb #b4777367
+# %% ../nbs/01a_scrape.ipynb #b49b1a0c
 def underscored(argv: list[str]) -> list[str]:
     "Command-line options with dashes inside their names spelled with underscores ('--base-url=x' -> '--base_url=x')."
     def fix(a):

@@ -38,4 +38,4 @@ def test_seeded_and_cached(split, corpus, tmp_path):
     assert assign_splits(corpus, seed=42).equals(split)
     cached = load_split(corpus=corpus, out=tmp_path)
     pd.testing.assert_frame_equal(cached, load_split(corpus=corpus, out=tmp_path))
-    assert (tmp_path/"split.csv").exists()
+    assert (tmp_path/"split_seed42.csv").exists()
