@@ -33,7 +33,9 @@ readme: install
 		--ExecutePreprocessor.kernel_name=python3 nbs/index.ipynb --output-dir . --output README >/dev/null 2>&1
 	@git status --porcelain -- README.md | grep . && { echo "README.md is out of date with nbs/index.ipynb: run make readme and commit it"; exit 1; } || true
 
+# The corpus and split caches are built once first, so that notebooks tested in parallel only read them.
 nbtest: install
+	$(BIN)/python -c "from animepop.split import load_split; load_split()"
 	$(BIN)/nbdev_test --n_workers 2 --timing
 
 pytest: install
