@@ -1,0 +1,145 @@
+"""The pitch tools end to end through their console scripts: a train/predict round trip on a small real slice, and
+every kind of bad input answered by one line naming the field, exit status 2 and no traceback."""
+import gzip, json, os, shutil, subprocess, sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+BIN = Path(sys.executable).parent
+
+
+ENV = os.environ | {"ANIMEPOP_THREADS": "1", "OMP_NUM_THREADS": "1"}  # several tools run at once on few cores
+
+
+def run(tool: str, *args) -> subprocess.CompletedProcess:
+    return subprocess.run([str(BIN/tool), *map(str, args)], capture_output=True, text=True, timeout=300, env=ENV)
+
+
+@pytest.fixture(scope="session")
+def slice_dir(tmp_path_factory, shared_data) -> Path:
+    "A processed corpus of 260 real anime, 30 of them with characters (and portraits)."
+    from animepop.corpus import load_corpus
+    c = load_corpus()
+    with_chars = c.characters.mal_id.unique()[:30]
+    others = c.anime.mal_id[~c.anime.mal_id.isin(c.characters.mal_id)].iloc[:230]
+    ids = set(with_chars) | set(others)
+    d = tmp_path_factory.mktemp("corpus")
+    c.anime[c.anime.mal_id.isin(ids)].to_parquet(d/"anime.parquet")
+    c.characters[c.characters.mal_id.isin(ids)].to_parquet(d/"characters.parquet")
+    return d
+
+
+@pytest.fixture(scope="session")
+def model_dir(slice_dir, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("models")/"small"
+    r = run("animepop_train", "--inputs", "synopsis,metadata,characters", "--data", slice_dir, "--out", out, "--folds", 2)
+    assert r.returncode == 0, r.stderr
+    return out
+
+
+@pytest.fixture(scope="session")
+def good_pitch(slice_dir) -> dict:
+    a = pd.read_parquet(slice_dir/"anime.parquet").iloc[0]
+    ch = pd.read_parquet(slice_dir/"characters.parquet").iloc[0]
+    return {"title": "A pitch", "synopsis": a.synopsis,
+            "characters": [{"name": ch["name"], "description": ch.description, "portrait": ch.portrait}],
+            "metadata": {"type": "TV", "source": "Manga", "episodes": 12, "episode_minutes": 24, "year": 2027,
+                         "season": "spring", "genres": ["Action", "Drama"], "studios": ["A New Studio"]}}
+
+
+def write(tmp_path, obj, name="pitch.json") -> Path:
+    p = tmp_path/name
+    p.write_text(obj if isinstance(obj, str) else json.dumps(obj))
+    return p
+
+
+def test_model_folder(model_dir):
+    card = json.loads((model_dir/"card.json").read_text())
+    assert card["inputs"] == ["synopsis", "metadata", "characters"] and card["n_with_characters"] > 0
+    assert {"scikit-learn", "lightgbm"} <= set(card["versions"]) and card["data"]["sha256"]
+    assert (model_dir/"model.sha256").read_text().split()[0] == card["sha256"]
+
+
+def test_predict_pitch(model_dir, good_pitch, tmp_path):
+    r = run("animepop_predict", "--model", model_dir, "--pitch", write(tmp_path, good_pitch), "--out", tmp_path/"p.csv")
+    assert r.returncode == 0, r.stderr
+    assert "predicted MAL score" in r.stdout and "characters" in r.stdout
+    p = pd.read_csv(tmp_path/"p.csv").iloc[0]
+    assert 1 <= p.lo <= p.score <= p.hi <= 10
+    no_chars = {k: v for k, v in good_pitch.items() if k != "characters"}
+    r = run("animepop_predict", "--model", model_dir, "--pitch", write(tmp_path, no_chars), "--as_json")
+    res = json.loads(r.stdout)
+    assert res["inputs_used"] == ["synopsis", "metadata"] and len(res["top_features"]) == 5
+
+
+def test_predict_corpus(model_dir, shared_data, tmp_path):
+    lines = gzip.open(shared_data/"anime-mapper"/"anime.jsonl.gz", "rt").readlines()[:30]
+    with gzip.open(tmp_path/"few.jsonl.gz", "wt") as f: f.writelines(lines)
+    r = run("animepop_predict", "--model", model_dir, "--corpus", tmp_path/"few.jsonl.gz", "--out", tmp_path/"c.csv")
+    assert r.returncode == 0, r.stderr
+    c = pd.read_csv(tmp_path/"c.csv")
+    assert list(c.columns) == ["mal_id", "score", "lo", "hi"] and len(c) > 5
+    assert c.score.between(1, 10).all() and (c.lo <= c.score).all()
+    assert len(c) + r.stderr.count("skipped mal_id") == 30  # every record scored or reported
+
+
+def bad(r: subprocess.CompletedProcess, field: str):
+    assert r.returncode == 2, (r.returncode, r.stdout, r.stderr)
+    assert "Traceback" not in r.stderr and r.stderr.strip().count("\n") == 0, r.stderr
+    assert f"error: {field}" in r.stderr, r.stderr
+
+
+def changed(pitch: dict, change) -> dict:
+    p = json.loads(json.dumps(pitch)); change(p); return p
+
+
+BAD_PITCHES = {  # case: (change to a good pitch, field the error must name)
+    "empty synopsis": (lambda p: p.update(synopsis=""), "synopsis"),
+    "short synopsis": (lambda p: p.update(synopsis="A short pitch."), "synopsis"),
+    "unknown type": (lambda p: p["metadata"].update(type="Series"), "metadata.type"),
+    "unknown genre": (lambda p: p["metadata"].update(genres=["Actoin"]), "metadata.genres"),
+    "episodes not a number": (lambda p: p["metadata"].update(episodes="twelve"), "metadata.episodes"),
+    "unknown metadata field": (lambda p: p["metadata"].update(studio=["Bones"]), "metadata.studio"),
+    "no metadata": (lambda p: p.pop("metadata"), "metadata"),
+    "portrait missing": (lambda p: p["characters"][0].update(portrait="missing.png"), "characters[0].portrait"),
+    "empty description": (lambda p: p["characters"][0].update(description=""), "characters[0].description"),
+}
+
+
+@pytest.fixture(scope="session")
+def bad_runs(model_dir, slice_dir, good_pitch, tmp_path_factory) -> dict:
+    "Every bad-input case through the console scripts, run concurrently (each start-up costs seconds)."
+    d = tmp_path_factory.mktemp("bad")
+    broken = d/"broken"
+    shutil.copytree(model_dir, broken)
+    with open(broken/"model.joblib", "ab") as f: f.write(b"tampered")
+    fake = write(d, "plain text", "fake.jpg")
+    pitch = write(d, good_pitch, "good.json")
+    cases = {k: ("animepop_predict", "--model", model_dir, "--pitch", write(d, changed(good_pitch, c), f"{i}.json"))
+             for i, (k, (c, _)) in enumerate(BAD_PITCHES.items())}
+    cases |= {
+        "portrait not an image": ("animepop_predict", "--model", model_dir, "--pitch",
+                                  write(d, changed(good_pitch, lambda p: p["characters"][0].update(portrait=str(fake))), "img.json")),
+        "malformed json": ("animepop_predict", "--model", model_dir, "--pitch", write(d, '{"synopsis": "x",', "bad.json")),
+        "pitch file missing": ("animepop_predict", "--model", model_dir, "--pitch", d/"absent.json"),
+        "checksum fails": ("animepop_predict", "--model", broken, "--pitch", pitch),
+        "model missing": ("animepop_predict", "--model", d/"none", "--pitch", pitch),
+        "neither pitch nor corpus": ("animepop_predict", "--model", model_dir),
+        "corpus not gzip": ("animepop_predict", "--model", model_dir, "--corpus", write(d, "x", "c.jsonl.gz")),
+        "unknown input": ("animepop_train", "--inputs", "synopsis,plot", "--data", slice_dir),
+        "data missing": ("animepop_train", "--data", d/"nowhere"),
+    }
+    with ThreadPoolExecutor(4) as pool: return dict(zip(cases, pool.map(lambda a: run(*a), cases.values())))
+
+
+@pytest.mark.parametrize("case", list(BAD_PITCHES))
+def test_bad_pitch(bad_runs, case): bad(bad_runs[case], BAD_PITCHES[case][1])
+
+
+@pytest.mark.parametrize("case, field", [
+    ("portrait not an image", "characters[0].portrait"), ("malformed json", "pitch"), ("pitch file missing", "pitch"),
+    ("checksum fails", "model"), ("model missing", "model"), ("neither pitch nor corpus", "input"),
+    ("corpus not gzip", "corpus"), ("unknown input", "inputs"), ("data missing", "data")])
+def test_bad_files_and_arguments(bad_runs, case, field): bad(bad_runs[case], field)
