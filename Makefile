@@ -5,6 +5,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export ANIMEPOP_DATA_DIR ?= $(abspath ../shared/data)
+# OpenMP threads that spin while waiting made small torch ops 10x slower when notebooks run side by side on 2 cores
+export OMP_WAIT_POLICY ?= PASSIVE
 
 .PHONY: install reproduce test sync-check nbtest pytest readme bench clean-runs
 

@@ -4,16 +4,16 @@
 
 # %% auto #0
 __all__ = ['MODES', 'PROFILES', 'PER_CHARACTER', 'DEEP', 'encoder_specs', 'anime_inputs', 'take', 'encoded_features',
-           'benchmark_features', 'split_masks', 'scaled_labels', 'needs_characters', 'run_experiment', 'baseline_row',
-           'quick_slice', 'run_all', 'table11', 'plot_curves']
+           'benchmark_features', 'split_masks', 'scaled_labels', 'needs_characters', 'run_experiment', 'code_modules',
+           'memo_experiment', 'baseline_row', 'quick_slice', 'run_all', 'table11', 'plot_curves']
 
-# %% ../nbs/07_experiments.ipynb #42d60409
+# %% ../nbs/07_experiments.ipynb #2d163b17
 import time
 
 import numpy as np
 import pandas as pd
 
-from .config import PaperHyperparams, seed_everything
+from .config import PaperHyperparams, get_device, result_memo, seed_everything
 from .report import save_figure, save_table
 from .evaluate import METRICS, PAPER_TABLE11, mean_baseline, metrics_row
 from .features import encode, encode_pooled, load_encoder
@@ -21,7 +21,7 @@ from .models import EXPERIMENTS, PopularityNet
 from .score import MinMaxLabelScaler
 from .train import AnimeDataset, fit, make_collate, predict
 
-# %% ../nbs/07_experiments.ipynb #a3d74f2d
+# %% ../nbs/07_experiments.ipynb #0dc6d7b0
 MODES = ("published", "corrected")
 PROFILES = {"cpu": {"text": ("minilm", {}), "image": ("effnet-lite0", {}), "finetune": False},
             "paper": {"text": ("gpt2", {"path": "gpt2"}), "image": ("resnet50", {"path": "microsoft/resnet-50"}), "finetune": True}}
@@ -39,7 +39,7 @@ def encoder_specs(profile: str, mode: str, hp: PaperHyperparams = PaperHyperpara
             "descriptions": (text, {**ts, "pooling": "first" if first else "mean", "max_length": hp.description_max_tokens}),
             "portraits": (image, {**ims, "pooling": "channel0" if first else "mean"})}
 
-# %% ../nbs/07_experiments.ipynb #d5f24505
+# %% ../nbs/07_experiments.ipynb #d7b303de
 def anime_inputs(anime: pd.DataFrame, characters: pd.DataFrame, mode: str) -> dict:
     "Raw inputs aligned with `anime`'s rows: synopsis texts, descriptions and portraits in `mode`'s form, and `has_characters`."
     main = characters[characters.role == "Main"]
@@ -52,7 +52,7 @@ def anime_inputs(anime: pd.DataFrame, characters: pd.DataFrame, mode: str) -> di
             "portraits": p,  # published: one item per anime, pasted side by side; corrected: one per character
             "has_characters": np.array([bool(l) and bool(q) for l, q in zip(d, p)])}
 
-# %% ../nbs/07_experiments.ipynb #d70353e3
+# %% ../nbs/07_experiments.ipynb #90524cb6
 def _fill(rows: np.ndarray, X: np.ndarray) -> np.ndarray:
     "`X` (one row per True in `rows`) placed in a zero matrix with one row per entry of `rows`."
     out = np.zeros((len(rows), X.shape[1]), np.float32); out[rows] = X
@@ -83,7 +83,7 @@ def benchmark_features(inputs: dict, train: np.ndarray, mode: str) -> dict:
               else encode_pooled("piltotensor", ports, fit=fit_ports))
     return {"synopsis": tfidf(inputs["synopsis"]), "descriptions": tfidf(desc), "portraits": _fill(rows, pixels)}
 
-# %% ../nbs/07_experiments.ipynb #8b5aac59
+# %% ../nbs/07_experiments.ipynb #27a92ab3
 def split_masks(split: np.ndarray, mode: str) -> dict:
     "Boolean row masks for train / val / test in `mode`."
     split = np.asarray(split)
@@ -96,7 +96,7 @@ def scaled_labels(score: np.ndarray, masks: dict, mode: str) -> dict:
     train = MinMaxLabelScaler().fit(score[masks["train"]])
     return {k: (MinMaxLabelScaler().fit(score[m]) if mode == "published" else train).transform(score[m]) for k, m in masks.items()}
 
-# %% ../nbs/07_experiments.ipynb #777327f8
+# %% ../nbs/07_experiments.ipynb #7fd52acc
 def needs_characters(experiment: str) -> bool: return experiment in ("Full", "Char", "Img")
 
 def run_experiment(experiment: str, mode: str, data: dict, score, split, hp: PaperHyperparams = PaperHyperparams(),
@@ -120,6 +120,18 @@ def run_experiment(experiment: str, mode: str, data: dict, score, split, hp: Pap
            **metrics_row(y["test"], pred, n_boot=n_boot, seed=hp.seed)}
     return row, curve.assign(experiment=experiment, mode=mode), pred
 
+def code_modules() -> tuple:
+    "The modules whose code produces an experiment's result: a change to any of them is a new memo key."
+    import animepop.evaluate, animepop.experiments, animepop.features, animepop.models, animepop.train
+    return animepop.models, animepop.train, animepop.experiments, animepop.features, animepop.evaluate
+
+def memo_experiment(experiment: str, mode: str, data: dict, score, split, hp: PaperHyperparams = PaperHyperparams(),
+                    epochs: int | None = None, n_boot: int = 1000, device: str = "auto") -> tuple:
+    "`run_experiment` on cached vectors, memoised on disk (`config.result_memo`, a folder per code version) by its inputs and settings."
+    used = {k: data[k] for k in (*EXPERIMENTS[experiment], "has_characters")}
+    run = result_memo(*code_modules()).cache(run_experiment)
+    return run(experiment, mode, used, np.asarray(score, float), np.asarray(split), hp, epochs, None, n_boot, get_device(device))
+
 def baseline_row(label: str, mode: str, rows: np.ndarray, score, split, n_boot: int = 1000, seed: int = 42) -> dict:
     "The training-mean prediction on the test anime among `rows`, as a table row."
     masks = {k: m & rows for k, m in split_masks(split, mode).items()}
@@ -127,7 +139,7 @@ def baseline_row(label: str, mode: str, rows: np.ndarray, score, split, n_boot: 
     return {"experiment": label, "mode": mode, "n_train": int(masks["train"].sum()), "train_s": 0.0,
             **metrics_row(y["test"], mean_baseline(y["train"], len(y["test"])), n_boot=n_boot, seed=seed)}
 
-# %% ../nbs/07_experiments.ipynb #ec0084e3
+# %% ../nbs/07_experiments.ipynb #89834093
 DEEP = ("Full", "Syn", "Char", "Img")
 
 def quick_slice(anime: pd.DataFrame, characters: pd.DataFrame, n: int = 160, n_chars: int = 48, seed: int = 42) -> pd.DataFrame:
@@ -152,17 +164,19 @@ def run_all(anime: pd.DataFrame, characters: pd.DataFrame, split: pd.DataFrame, 
         data = inputs if finetune else {**inputs, **encoded_features(inputs, specs, mode, progress)}
         encode_s[mode] = time.time() - t
         for exp in DEEP:
-            encoders = {k: load_encoder(name, **s) for k, (name, s) in specs.items()} if finetune else None
-            row, curve, _ = run_experiment(exp, mode, data, score, sp, hp, epochs, encoders, n_boot, device)
+            if finetune:
+                encoders = {k: load_encoder(name, **s) for k, (name, s) in specs.items()}
+                row, curve, _ = run_experiment(exp, mode, data, score, sp, hp, epochs, encoders, n_boot, device)
+            else: row, curve, _ = memo_experiment(exp, mode, data, score, sp, hp, epochs, n_boot, device)
             rows.append(row); curves.append(curve)
         trad = {**inputs, **benchmark_features(inputs, split_masks(sp, mode)["train"], mode)}
-        row, curve, _ = run_experiment("Trad", mode, trad, score, sp, hp, benchmark_epochs, None, n_boot, device)
+        row, curve, _ = memo_experiment("Trad", mode, trad, score, sp, hp, benchmark_epochs, n_boot, device)
         rows.append(row); curves.append(curve)
         for label, m in (("Mean (all anime)", np.ones(len(a), bool)), ("Mean (with characters)", inputs["has_characters"])):
             rows.append(baseline_row(label, mode, m, score, sp, n_boot, hp.seed))
     return pd.DataFrame(rows), pd.concat(curves, ignore_index=True), encode_s
 
-# %% ../nbs/07_experiments.ipynb #dd502322
+# %% ../nbs/07_experiments.ipynb #3610908f
 def table11(rows: pd.DataFrame) -> pd.DataFrame:
     "Results with each metric's interval and the paper's value in adjacent columns."
     paper = PAPER_TABLE11.set_index("run")

@@ -34,7 +34,7 @@ def slice_dir(tmp_path_factory, shared_data) -> Path:
 @pytest.fixture(scope="session")
 def model_dir(slice_dir, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("models")/"small"
-    r = run("animepop_train", "--inputs", "synopsis,metadata,characters", "--data", slice_dir, "--out", out, "--folds", 2)
+    r = run("animepop_train", "--inputs", "synopsis,metadata,characters,franchise", "--data", slice_dir, "--out", out, "--folds", 2)
     assert r.returncode == 0, r.stderr
     return out
 
@@ -46,7 +46,8 @@ def good_pitch(slice_dir) -> dict:
     return {"title": "A pitch", "synopsis": a.synopsis,
             "characters": [{"name": ch["name"], "description": ch.description, "portrait": ch.portrait}],
             "metadata": {"type": "TV", "source": "Manga", "episodes": 12, "episode_minutes": 24, "year": 2027,
-                         "season": "spring", "genres": ["Action", "Drama"], "studios": ["A New Studio"]}}
+                         "season": "spring", "genres": ["Action", "Drama"], "studios": ["A New Studio"]},
+            "franchise_scores": [7.9, 8.2]}
 
 
 def write(tmp_path, obj, name="pitch.json") -> Path:
@@ -57,7 +58,7 @@ def write(tmp_path, obj, name="pitch.json") -> Path:
 
 def test_model_folder(model_dir):
     card = json.loads((model_dir/"card.json").read_text())
-    assert card["inputs"] == ["synopsis", "metadata", "characters"] and card["n_with_characters"] > 0
+    assert card["inputs"] == ["synopsis", "metadata", "characters", "franchise"] and card["n_with_characters"] > 0
     assert {"scikit-learn", "lightgbm"} <= set(card["versions"]) and card["data"]["sha256"]
     assert (model_dir/"model.sha256").read_text().split()[0] == card["sha256"]
 
@@ -71,7 +72,7 @@ def test_predict_pitch(model_dir, good_pitch, tmp_path):
     no_chars = {k: v for k, v in good_pitch.items() if k != "characters"}
     r = run("animepop_predict", "--model", model_dir, "--pitch", write(tmp_path, no_chars), "--as_json")
     res = json.loads(r.stdout)
-    assert res["inputs_used"] == ["synopsis", "metadata"] and len(res["top_features"]) == 5
+    assert res["inputs_used"] == ["synopsis", "metadata", "franchise"] and len(res["top_features"]) == 5
 
 
 def test_predict_corpus(model_dir, shared_data, tmp_path):
@@ -105,6 +106,8 @@ BAD_PITCHES = {  # case: (change to a good pitch, field the error must name)
     "no metadata": (lambda p: p.pop("metadata"), "metadata"),
     "portrait missing": (lambda p: p["characters"][0].update(portrait="missing.png"), "characters[0].portrait"),
     "empty description": (lambda p: p["characters"][0].update(description=""), "characters[0].description"),
+    "no franchise scores": (lambda p: p.pop("franchise_scores"), "franchise_scores"),
+    "franchise score off the scale": (lambda p: p.update(franchise_scores=[85]), "franchise_scores"),
 }
 
 
