@@ -6,7 +6,7 @@
 __all__ = ['NBS', 'artifact_notebooks', 'runnable_copy', 'notebook_parameters', 'NotebookFailed', 'run_notebook',
            'build_manifest', 'previous_wall', 'reproduce', 'reproduce_cli']
 
-# %% ../nbs/09_reproduce.ipynb #70167f8c
+# %% ../nbs/09_reproduce.ipynb #a08a41f3
 import json, math, os, re, sys, time
 from pathlib import Path
 
@@ -15,10 +15,10 @@ import papermill
 from fastcore.script import call_parse
 from papermill.exceptions import PapermillExecutionError
 
-from .config import ROOT, RUNS, figures_dir, require_data_dir
+from .config import ROOT, RUNS, figures_dir, require_data_dir, result_memo
 from .report import git_commit
 
-# %% ../nbs/09_reproduce.ipynb #bcd840e7
+# %% ../nbs/09_reproduce.ipynb #6c6f8eae
 NBS = ROOT/"nbs"
 
 def _has_parameters_cell(nb) -> bool:
@@ -29,7 +29,7 @@ def artifact_notebooks(nbs: Path = NBS) -> list[Path]:
     paths = sorted(p for p in nbs.glob("[0-9]*.ipynb"))
     return [p for p in paths if _has_parameters_cell(nbformat.read(p, as_version=4))]
 
-# %% ../nbs/09_reproduce.ipynb #55a9f838
+# %% ../nbs/09_reproduce.ipynb #ff9f8d11
 _EVAL_FALSE = re.compile(r"^#\|\s*eval\s*:\s*false\b", re.M)
 _GPU = re.compile(r"^#\|\s*gpu\b", re.M)
 _EXPORT_CALL = re.compile(r"^\s*(import nbdev; )?nbdev\.nbdev_export\(\)", re.M)
@@ -45,13 +45,13 @@ def runnable_copy(path: Path, profile: str) -> nbformat.NotebookNode:
     nb.metadata.setdefault("kernelspec", {"name": "python3", "display_name": "Python 3", "language": "python"})
     return nb
 
-# %% ../nbs/09_reproduce.ipynb #f2697141
+# %% ../nbs/09_reproduce.ipynb #d8a8f7ba
 def notebook_parameters(nb: nbformat.NotebookNode, settings: dict) -> dict:
     "The subset of `settings` that the notebook's `parameters` cell declares."
     declared = papermill.inspect_notebook(nb) if _has_parameters_cell(nb) else {}
     return {k: v for k, v in settings.items() if k in declared}
 
-# %% ../nbs/09_reproduce.ipynb #2d9309d6
+# %% ../nbs/09_reproduce.ipynb #4d757bbe
 class NotebookFailed(RuntimeError):
     "A notebook of the reproduction raised in one of its cells."
     def __init__(self, notebook: str, err: PapermillExecutionError, executed: Path):
@@ -69,7 +69,7 @@ def run_notebook(path: Path, run_dir: Path, settings: dict, profile: str) -> flo
     except PapermillExecutionError as e: raise NotebookFailed(path.stem, e, out) from None
     return time.perf_counter() - start
 
-# %% ../nbs/09_reproduce.ipynb #c276c10d
+# %% ../nbs/09_reproduce.ipynb #c49dc262
 def build_manifest(out: Path, run: dict, wall: dict[str, float]) -> dict:
     "Gather the sidecars in `out` into one manifest for `run` (its settings, start time and executed notebooks)."
     artifacts = []
@@ -82,7 +82,7 @@ def build_manifest(out: Path, run: dict, wall: dict[str, float]) -> dict:
         artifacts.append(meta)
     return {**run, "artifacts": artifacts}
 
-# %% ../nbs/09_reproduce.ipynb #c3e09849
+# %% ../nbs/09_reproduce.ipynb #501c0d10
 def previous_wall(out: Path) -> dict[str, float]:
     "Notebook wall times recorded by the manifest already in `out` (none when there is none)."
     f = out/"manifest.json"
@@ -91,7 +91,7 @@ def previous_wall(out: Path) -> dict[str, float]:
     return {a["notebook"]: a["notebook_wall_s"] for a in m.get("artifacts", [])
             if math.isfinite(a.get("notebook_wall_s", float("nan")))}
 
-# %% ../nbs/09_reproduce.ipynb #c372fbad
+# %% ../nbs/09_reproduce.ipynb #9ff5700d
 def reproduce(profile: str = "cpu", data: str | None = None, out: str | None = None, quick: bool = False,
               seed: int = 42, only: list[str] | None = None) -> dict:
     "Execute the artifact notebooks (or those named in `only`) and write `manifest.json`; returns the manifest."
@@ -112,7 +112,9 @@ def reproduce(profile: str = "cpu", data: str | None = None, out: str | None = N
     settings = {"profile": profile, "quick": quick, "seed": seed}
     run = {"command": " ".join(["animepop_reproduce", *sys.argv[1:]]), "settings": settings, "started": started,
            "data_dir": str(data_dir), "git_commit": git_commit(), "run_dir": str(run_dir),
-           "notebooks": [p.stem for p in notebooks]}
+           "notebooks": [p.stem for p in notebooks],
+           # a warm run reloads trained results from the memo, so its wall times are not training times
+           "result_memo": "off" if result_memo().location is None else str(result_memo().location)}
     (run_dir/"params.json").write_text(json.dumps(run, indent=1) + "\n")
     wall = {}
     for p in notebooks:
@@ -124,7 +126,7 @@ def reproduce(profile: str = "cpu", data: str | None = None, out: str | None = N
     (fig_dir/"manifest.json").write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
     return manifest
 
-# %% ../nbs/09_reproduce.ipynb #8612c939
+# %% ../nbs/09_reproduce.ipynb #ec7637ec
 @call_parse
 def reproduce_cli(
     profile: str = "cpu",  # `cpu`: bundled encoders frozen, cached embeddings; `paper`: GPT-2 + ResNet-50 fine-tuned on a GPU
