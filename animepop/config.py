@@ -7,7 +7,7 @@ __all__ = ['ROOT', 'DATA', 'RAW', 'INTERIM', 'PROCESSED', 'MODELS', 'FIGURES', '
            'figures_dir', 'data_dir', 'require_data_dir', 'atomic_write', 'code_version', 'result_memo',
            'PaperHyperparams', 'seed_everything', 'num_threads', 'get_device']
 
-# %% ../nbs/00_config.ipynb #fbc0afc8
+# %% ../nbs/00_config.ipynb #4f0274d5
 import hashlib, inspect, os, random
 from contextlib import contextmanager
 from dataclasses import dataclass, asdict
@@ -16,7 +16,7 @@ from pathlib import Path
 import joblib
 import numpy as np
 
-# %% ../nbs/00_config.ipynb #df4517b5
+# %% ../nbs/00_config.ipynb #64728c9e
 def _find_root() -> Path:
     "The project root: `ANIMEPOP_ROOT`, else the first parent of this file or of the working directory with `settings.ini`."
     if os.environ.get("ANIMEPOP_ROOT"): return Path(os.environ["ANIMEPOP_ROOT"]).resolve()
@@ -27,7 +27,7 @@ def _find_root() -> Path:
             if (d/"settings.ini").exists(): return d
     return Path.cwd().resolve()
 
-# %% ../nbs/00_config.ipynb #dcc9c77e
+# %% ../nbs/00_config.ipynb #31de4081
 ROOT = _find_root()
 DATA = ROOT/"data"
 RAW = DATA/"raw"              # immutable inputs: crawled pages, portraits, downloaded snapshots
@@ -37,18 +37,18 @@ MODELS = ROOT/"models"
 FIGURES = ROOT/"figures"
 RUNS = ROOT/"runs"
 
-# %% ../nbs/00_config.ipynb #7ccbf42f
+# %% ../nbs/00_config.ipynb #dd3c4b01
 def figures_dir() -> Path:
     "Where tables and figures are written: `ANIMEPOP_FIGURES_DIR`, else `figures/` of the project."
     return Path(os.environ.get("ANIMEPOP_FIGURES_DIR", FIGURES)).resolve()
 
-# %% ../nbs/00_config.ipynb #398a28fd
+# %% ../nbs/00_config.ipynb #0cc7aca0
 def data_dir() -> Path:
     "Folder of the source data: `ANIMEPOP_DATA_DIR`, else `../shared/data` beside the project root."
     env = os.environ.get("ANIMEPOP_DATA_DIR")
     return Path(env).expanduser().resolve() if env else (ROOT.parent/"shared"/"data").resolve()
 
-# %% ../nbs/00_config.ipynb #89f7df7b
+# %% ../nbs/00_config.ipynb #4cc38f7c
 def require_data_dir() -> Path:
     "`data_dir()`, or a clear error saying what to fetch and where to put it."
     d = data_dir()
@@ -59,7 +59,7 @@ def require_data_dir() -> Path:
             "optionally, characters-sample/ and mal-stats/clean_anime.parquet; or build one with `animepop_crawl`.")
     return d
 
-# %% ../nbs/00_config.ipynb #fba2e9c7
+# %% ../nbs/00_config.ipynb #7a4a5bca
 @contextmanager
 def atomic_write(path):
     "Yield a temporary path beside `path` (same suffix, for writers that infer the format); on success, fsync it and rename it onto `path`."
@@ -71,7 +71,7 @@ def atomic_write(path):
         os.replace(tmp, path)
     finally: tmp.unlink(missing_ok=True)
 
-# %% ../nbs/00_config.ipynb #a03748c5
+# %% ../nbs/00_config.ipynb #f56fcbbb
 def code_version(*modules) -> str:
     "SHA-256 (16 hex digits) of the source files of `modules`: part of a memo key, so a code change invalidates results."
     h = hashlib.sha256()
@@ -83,7 +83,7 @@ def result_memo(*modules) -> joblib.Memory:
     off = os.environ.get("ANIMEPOP_NO_CACHE", "") not in ("", "0")
     return joblib.Memory(None if off else INTERIM/"results"/(code_version(*modules) if modules else ""), verbose=0)
 
-# %% ../nbs/00_config.ipynb #0d1bd96c
+# %% ../nbs/00_config.ipynb #87da3155
 @dataclass(frozen=True)
 class PaperHyperparams:
     "Table 10 of the paper, with the values the authors' code actually runs."
@@ -99,11 +99,11 @@ class PaperHyperparams:
     grad_clip: float = 1.0
     def asdict(self) -> dict: return asdict(self)
 
-# %% ../nbs/00_config.ipynb #0c2265bc
+# %% ../nbs/00_config.ipynb #bed23f82
 MAL_MIN_VOTES = 50    # m, as the paper states
 MAL_MEAN_SCORE = 6.605  # C, site-wide mean on 2024-01-03
 
-# %% ../nbs/00_config.ipynb #3f134b52
+# %% ../nbs/00_config.ipynb #d4266338
 def seed_everything(seed: int = 42) -> None:
     "Seed Python, NumPy and torch, and ask torch for deterministic kernels."
     import torch
@@ -111,12 +111,12 @@ def seed_everything(seed: int = 42) -> None:
     os.environ["PYTHONHASHSEED"] = str(seed)
     torch.use_deterministic_algorithms(True, warn_only=True)
 
-# %% ../nbs/00_config.ipynb #428134ca
+# %% ../nbs/00_config.ipynb #0c26f7a2
 def num_threads() -> int:
-    "Threads for torch and BLAS: `ANIMEPOP_THREADS`, else every core this process may use."
-    return int(os.environ.get("ANIMEPOP_THREADS", len(os.sched_getaffinity(0))))
+    "Threads for torch and BLAS: `ANIMEPOP_THREADS`, else `OMP_NUM_THREADS` (set in joblib workers), else every core this process may use."
+    return int(os.environ.get("ANIMEPOP_THREADS") or os.environ.get("OMP_NUM_THREADS") or len(os.sched_getaffinity(0)))
 
-# %% ../nbs/00_config.ipynb #232f045c
+# %% ../nbs/00_config.ipynb #7fe5f0b2
 def get_device(prefer: str = "auto") -> str:
     "`cuda` when asked for (or `auto`) and available, else `cpu`; asking for `cuda` without one is an error."
     import torch
