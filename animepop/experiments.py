@@ -7,7 +7,7 @@ __all__ = ['MODES', 'PROFILES', 'PER_CHARACTER', 'DEEP', 'encoder_specs', 'anime
            'benchmark_features', 'split_masks', 'scaled_labels', 'needs_characters', 'run_experiment', 'code_modules',
            'memo_experiment', 'baseline_row', 'quick_slice', 'run_all', 'table11', 'plot_curves']
 
-# %% ../nbs/07_experiments.ipynb #8cf940fe
+# %% ../nbs/07_experiments.ipynb #c5bbb340
 import time
 
 import numpy as np
@@ -15,7 +15,7 @@ import pandas as pd
 
 from joblib import Parallel, delayed, parallel_config
 
-from .config import PaperHyperparams, get_device, num_threads, result_memo, seed_everything
+from .config import PaperHyperparams, get_device, result_memo, seed_everything
 from .report import save_figure, save_table
 from .evaluate import METRICS, PAPER_TABLE11, mean_baseline, metrics_row
 from .features import encode, encode_pooled, load_encoder
@@ -23,7 +23,7 @@ from .models import EXPERIMENTS, PopularityNet
 from .score import MinMaxLabelScaler
 from .train import AnimeDataset, fit, make_collate, predict
 
-# %% ../nbs/07_experiments.ipynb #67020f7a
+# %% ../nbs/07_experiments.ipynb #3c4efd5e
 MODES = ("published", "corrected")
 PROFILES = {"cpu": {"text": ("minilm", {}), "image": ("effnet-lite0", {}), "finetune": False},
             "paper": {"text": ("gpt2", {"path": "gpt2"}), "image": ("resnet50", {"path": "microsoft/resnet-50"}), "finetune": True}}
@@ -41,7 +41,7 @@ def encoder_specs(profile: str, mode: str, hp: PaperHyperparams = PaperHyperpara
             "descriptions": (text, {**ts, "pooling": "first" if first else "mean", "max_length": hp.description_max_tokens}),
             "portraits": (image, {**ims, "pooling": "channel0" if first else "mean"})}
 
-# %% ../nbs/07_experiments.ipynb #7de53b61
+# %% ../nbs/07_experiments.ipynb #801176f9
 def anime_inputs(anime: pd.DataFrame, characters: pd.DataFrame, mode: str) -> dict:
     "Raw inputs aligned with `anime`'s rows: synopsis texts, descriptions and portraits in `mode`'s form, and `has_characters`."
     main = characters[characters.role == "Main"]
@@ -54,7 +54,7 @@ def anime_inputs(anime: pd.DataFrame, characters: pd.DataFrame, mode: str) -> di
             "portraits": p,  # published: one item per anime, pasted side by side; corrected: one per character
             "has_characters": np.array([bool(l) and bool(q) for l, q in zip(d, p)])}
 
-# %% ../nbs/07_experiments.ipynb #2971a28a
+# %% ../nbs/07_experiments.ipynb #eaebae7b
 def _fill(rows: np.ndarray, X: np.ndarray) -> np.ndarray:
     "`X` (one row per True in `rows`) placed in a zero matrix with one row per entry of `rows`."
     out = np.zeros((len(rows), X.shape[1]), np.float32); out[rows] = X
@@ -85,7 +85,7 @@ def benchmark_features(inputs: dict, train: np.ndarray, mode: str) -> dict:
               else encode_pooled("piltotensor", ports, fit=fit_ports))
     return {"synopsis": tfidf(inputs["synopsis"]), "descriptions": tfidf(desc), "portraits": _fill(rows, pixels)}
 
-# %% ../nbs/07_experiments.ipynb #453efa89
+# %% ../nbs/07_experiments.ipynb #571d49e8
 def split_masks(split: np.ndarray, mode: str) -> dict:
     "Boolean row masks for train / val / test in `mode`."
     split = np.asarray(split)
@@ -98,7 +98,7 @@ def scaled_labels(score: np.ndarray, masks: dict, mode: str) -> dict:
     train = MinMaxLabelScaler().fit(score[masks["train"]])
     return {k: (MinMaxLabelScaler().fit(score[m]) if mode == "published" else train).transform(score[m]) for k, m in masks.items()}
 
-# %% ../nbs/07_experiments.ipynb #2ae9699a
+# %% ../nbs/07_experiments.ipynb #7a84f2e2
 def needs_characters(experiment: str) -> bool: return experiment in ("Full", "Char", "Img")
 
 def run_experiment(experiment: str, mode: str, data: dict, score, split, hp: PaperHyperparams = PaperHyperparams(),
@@ -141,7 +141,7 @@ def baseline_row(label: str, mode: str, rows: np.ndarray, score, split, n_boot: 
     return {"experiment": label, "mode": mode, "n_train": int(masks["train"].sum()), "train_s": 0.0,
             **metrics_row(y["test"], mean_baseline(y["train"], len(y["test"])), n_boot=n_boot, seed=seed)}
 
-# %% ../nbs/07_experiments.ipynb #8ee39381
+# %% ../nbs/07_experiments.ipynb #1f4fa399
 DEEP = ("Full", "Syn", "Char", "Img")
 
 def quick_slice(anime: pd.DataFrame, characters: pd.DataFrame, n: int = 160, n_chars: int = 48, seed: int = 42) -> pd.DataFrame:
@@ -152,8 +152,8 @@ def quick_slice(anime: pd.DataFrame, characters: pd.DataFrame, n: int = 160, n_c
 
 def run_all(anime: pd.DataFrame, characters: pd.DataFrame, split: pd.DataFrame, profile: str = "cpu", modes=MODES,
             hp: PaperHyperparams = PaperHyperparams(), epochs: int | None = None, benchmark_epochs: int | None = None,
-            n_boot: int = 1000, device: str = "auto", paths: dict | None = None, progress: bool = True) -> tuple:
-    "Run every experiment in every mode: (Table 11 rows, learning curves, seconds spent encoding per mode)."
+            n_boot: int = 1000, device: str = "auto", paths: dict | None = None, progress: bool = True, n_jobs: int = 1) -> tuple:
+    "Run every experiment in every mode: (Table 11 rows, learning curves, seconds spent encoding per mode); on the CPU the heads train in `n_jobs` processes."
     if profile not in PROFILES: raise ValueError(f"profile must be one of {list(PROFILES)}, got {profile!r}")
     a = anime.merge(split[["mal_id", "split"]], on="mal_id", how="inner", validate="one_to_one")
     if len(a) < len(anime): raise ValueError(f"{len(anime) - len(a)} anime have no split assignment: rebuild the split")
@@ -178,13 +178,13 @@ def run_all(anime: pd.DataFrame, characters: pd.DataFrame, split: pd.DataFrame, 
     # heads on cached vectors are small: training them side by side, one thread each, beats one at a time on all cores
     jobs.sort(key=lambda j: j[1] != "Trad")  # the long benchmark first
     with parallel_config("loky", inner_max_num_threads=1):  # one thread per worker (`num_threads` reads OMP_NUM_THREADS)
-        done = Parallel(n_jobs=num_threads() if get_device(device) == "cpu" else 1)(call for *_, call in jobs)
+        done = Parallel(n_jobs=n_jobs if get_device(device) == "cpu" else 1)(call for *_, call in jobs)
     for (i, *_), (row, curve, _) in zip(jobs, done): results[i] = (row, curve)
     rows = [r for r, _ in results]
     curves = [c for _, c in results if c is not None]
     return pd.DataFrame(rows), pd.concat(curves, ignore_index=True), encode_s
 
-# %% ../nbs/07_experiments.ipynb #ae258fce
+# %% ../nbs/07_experiments.ipynb #44c8feb5
 def table11(rows: pd.DataFrame) -> pd.DataFrame:
     "Results with each metric's interval and the paper's value in adjacent columns."
     paper = PAPER_TABLE11.set_index("run")
