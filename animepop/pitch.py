@@ -12,7 +12,7 @@ __all__ = ['INPUTS', 'CATEGORICAL', 'NUMERIC', 'LISTS', 'META_FIELDS', 'MIN_SYNO
            'with_interval', 'predict_frame', 'mapper_pitches', 'predict_corpus', 'train_from_corpus', 'train_cli',
            'score_pitch', 'format_result', 'predict_cli', 'bench_latency']
 
-# %% ../nbs/08_pitch.ipynb #00ffc364
+# %% ../nbs/08_pitch.ipynb #76f89151
 import contextlib, hashlib, json, os, platform, sys, time
 from pathlib import Path
 
@@ -37,7 +37,7 @@ from .report import file_sha256
 from .corpus import RECEPTION_TAGS, Corpus, read_anime_mapper, strip_boilerplate
 from .score import MinMaxLabelScaler
 
-# %% ../nbs/08_pitch.ipynb #6144b069
+# %% ../nbs/08_pitch.ipynb #437def77
 INPUTS = ("synopsis", "metadata", "characters", "franchise")
 CATEGORICAL = ("type", "source", "rating", "season")
 NUMERIC = {"episodes": (1, 5000), "episode_minutes": (0.1, 300), "year": (1900, 2100)}  # plausible planned values
@@ -57,7 +57,7 @@ def parse_inputs(text: str) -> tuple:
     if names == ["characters"]: raise PitchError("inputs", "characters alone are too few to train on; add synopsis")
     return tuple(n for n in INPUTS if n in names)
 
-# %% ../nbs/08_pitch.ipynb #1e3a3382
+# %% ../nbs/08_pitch.ipynb #03ba6ea1
 SEASON_ORDER = {"winter": 0, "spring": 1, "summer": 2, "fall": 3}
 
 def air_time(year, season) -> pd.Series:
@@ -78,7 +78,7 @@ def franchise_scores(anime: pd.DataFrame) -> list:
         for i in members: out[i] = [float(score[j]) for j in members if t[j] < t[i] and not np.isnan(score[j])]
     return out
 
-# %% ../nbs/08_pitch.ipynb #6e51d692
+# %% ../nbs/08_pitch.ipynb #e608912e
 FRAME_COLUMNS = ("synopsis", *META_FIELDS, "descriptions", "portraits", "franchise_scores")
 
 def corpus_frame(corpus: Corpus) -> pd.DataFrame:
@@ -95,7 +95,7 @@ def corpus_frame(corpus: Corpus) -> pd.DataFrame:
     out["franchise_scores"] = franchise_scores(corpus.anime) if "related" in corpus.anime else [[] for _ in out.index]
     return out
 
-# %% ../nbs/08_pitch.ipynb #c9a297c9
+# %% ../nbs/08_pitch.ipynb #528eba87
 def read_json(path) -> dict:
     "The JSON object in file `path`, or a `PitchError` saying what is wrong with it."
     path = Path(path)
@@ -115,7 +115,7 @@ def check_image(path, field: str) -> str:
     except (UnidentifiedImageError, OSError, SyntaxError) as e: raise PitchError(field, f"{path} is not an image ({e})") from None
     return str(path.resolve())
 
-# %% ../nbs/08_pitch.ipynb #785a677a
+# %% ../nbs/08_pitch.ipynb #b23a9dc2
 def _words(text) -> int: return len(str(text).split())
 
 def _check_synopsis(s) -> str:
@@ -150,7 +150,7 @@ def check_metadata(meta, known: dict) -> dict:
             row[f] = [_check_known(f, x, known[f]) for x in v] if f == "genres" else list(v)
     return row
 
-# %% ../nbs/08_pitch.ipynb #3d6f605c
+# %% ../nbs/08_pitch.ipynb #4fed461c
 def check_characters(chars, base: Path) -> tuple:
     "(descriptions, portrait paths) of a pitch's `characters` list; relative portraits are read from `base`."
     if not isinstance(chars, list): raise PitchError("characters", f"must be a list, not {type(chars).__name__}")
@@ -182,7 +182,7 @@ def pitch_frame(pitch: dict, inputs: tuple, known: dict, base=".") -> pd.DataFra
     row["franchise_scores"] = check_franchise(pitch.get("franchise_scores")) if "franchise" in inputs else []
     return pd.DataFrame([row], index=pd.Index([pitch.get("title") or "pitch"], name="title"))[list(FRAME_COLUMNS)]
 
-# %% ../nbs/08_pitch.ipynb #f0835702
+# %% ../nbs/08_pitch.ipynb #06fbea6c
 def _one_hot(values, vocab, prefix) -> pd.DataFrame:
     return pd.DataFrame({f"{prefix}{v}": [float(v in x) for x in values] for v in vocab}, index=values.index)
 
@@ -223,13 +223,13 @@ class MetaFeatures(BaseEstimator, TransformerMixin):
         other = X.studios.map(lambda s: float(any(x not in self.studios_ for x in s))).rename("studio=other")
         return pd.concat([*parts, other, self.track_record(X)], axis=1)
 
-# %% ../nbs/08_pitch.ipynb #315e32f7
+# %% ../nbs/08_pitch.ipynb #cec6e3a3
 def franchise_table(X) -> pd.DataFrame:
     "Count, best, mean and latest of each row's `franchise_scores` (oldest first)."
     return pd.DataFrame([(len(s), max(s), np.mean(s), s[-1]) if len(s) else (0, np.nan, np.nan, np.nan) for s in X.franchise_scores],
                         index=X.index, columns=["franchise_n", "franchise_best", "franchise_mean", "franchise_latest"]).astype(float)
 
-# %% ../nbs/08_pitch.ipynb #e6cfc5b3
+# %% ../nbs/08_pitch.ipynb #d6af424d
 def embed_texts(texts, cache: bool = True) -> np.ndarray:
     "MiniLM sentence vectors (384) of `texts`; `cache=False` neither reads nor writes the on-disk cache."
     from animepop.features import encode
@@ -249,7 +249,7 @@ def character_vectors(X, cache: bool = True) -> np.ndarray:
     "Per anime: mean MiniLM vector of its main characters' descriptions and mean EffNet-Lite0 vector of their portraits."
     return np.hstack([_pooled(list(X.descriptions), "minilm", cache), _pooled(list(X.portraits), "effnet-lite0", cache)])
 
-# %% ../nbs/08_pitch.ipynb #4b5560e2
+# %% ../nbs/08_pitch.ipynb #c0e23a9c
 LGB_PARAMS = dict(n_estimators=1500, learning_rate=0.02, num_leaves=31, min_child_samples=20, subsample=0.8,
                   subsample_freq=1, colsample_bytree=0.5, reg_lambda=1.0, verbose=-1)
 
@@ -277,7 +277,7 @@ def oof_text(texts, E, y, groups, alpha: float, n_folds: int) -> np.ndarray:
         out[b] = ridge.predict(_text_design(tfidf, texts.iloc[b], E[b]))
     return out
 
-# %% ../nbs/08_pitch.ipynb #8a9f1617
+# %% ../nbs/08_pitch.ipynb #e772f816
 class PitchModel(BaseEstimator, RegressorMixin):
     "Score (1-10) of anime from `corpus_frame`-style rows, using only `inputs`; `fit` needs cluster `groups`."
     def __init__(self, inputs=("synopsis", "metadata"), alpha: float = 3.0, n_pca: int = None, n_char_pca: int = 8,
@@ -370,7 +370,7 @@ class PitchModel(BaseEstimator, RegressorMixin):
         "Predicted MAL scores on the 1-10 scale."
         return self.labels_.inverse_transform(self.predict_unit(X, cache))
 
-# %% ../nbs/08_pitch.ipynb #76dbd4d0
+# %% ../nbs/08_pitch.ipynb #073d6c5d
 def _group(name: str) -> str:
     "A readable group for a feature column."
     if name.startswith("synopsis_pc") or name.startswith("minilm"): return "synopsis meaning (MiniLM)"
@@ -393,7 +393,7 @@ def explain(model: PitchModel, X, k: int = 5, parts=None) -> list:
     top = points.reindex(points.abs().sort_values(ascending=False).index)[:k]
     return [(n, round(float(v), 3)) for n, v in top.items()]
 
-# %% ../nbs/08_pitch.ipynb #b8cce3c2
+# %% ../nbs/08_pitch.ipynb #2dd2df83
 def cv_parts(model: PitchModel, X, y, groups, n_folds: int = 5) -> pd.DataFrame:
     "Out-of-fold tree and linear predictions (1-10 scale) of `model` over GroupKFold folds of (X, y)."
     y, groups = np.asarray(y, float), np.asarray(groups)
@@ -419,7 +419,7 @@ def interval_coverage(y, pred, q: float) -> float:
     "Share of `y` inside pred +- q."
     return float(np.mean(np.abs(np.asarray(y, float) - np.asarray(pred, float)) <= q))
 
-# %% ../nbs/08_pitch.ipynb #46019234
+# %% ../nbs/08_pitch.ipynb #b7fbca8e
 def train_model(X, y, groups, inputs, n_folds: int = 5, coverage: float = 0.8, seed: int = 42, **params) -> tuple:
     "(fitted model, out-of-fold blend predictions): weight and interval half-width chosen on GroupKFold folds."
     model = PitchModel(inputs=inputs, n_folds=n_folds, seed=seed, **params)
@@ -430,7 +430,7 @@ def train_model(X, y, groups, inputs, n_folds: int = 5, coverage: float = 0.8, s
     model.half_width_, model.coverage_ = conformal_quantile(y, oof, coverage), coverage
     return model, oof
 
-# %% ../nbs/08_pitch.ipynb #66f0ac2e
+# %% ../nbs/08_pitch.ipynb #c1cd5fd4
 def library_versions() -> dict:
     import animepop, torch
     return {"python": platform.python_version(), "animepop": animepop.__version__, "scikit-learn": sklearn.__version__,
@@ -469,7 +469,7 @@ def load_model(folder) -> tuple:
         raise PitchError("model", f"{folder/'model.joblib'} fails its checksum (expected sha256 {want[:12]}...): file damaged or replaced")
     return joblib.load(folder/"model.joblib"), json.loads((folder/"card.json").read_text())
 
-# %% ../nbs/08_pitch.ipynb #cc1965ff
+# %% ../nbs/08_pitch.ipynb #3db470c9
 def read_mapper_corpus(path) -> Corpus:
     "An anime-mapper `.jsonl.gz` file as a cleaned corpus without characters."
     from animepop.corpus import CHARACTER_SCHEMA, clean, conform
@@ -491,7 +491,7 @@ def data_fingerprint(corpus: Corpus) -> str:
     h.update(pd.util.hash_pandas_object(corpus.characters[["mal_id", "description"]].astype(str), index=False).values.tobytes())
     return h.hexdigest()
 
-# %% ../nbs/08_pitch.ipynb #99647642
+# %% ../nbs/08_pitch.ipynb #1a3bdd23
 def with_interval(model: PitchModel, s, index=None) -> pd.DataFrame:
     "score, lo, hi on the 1-10 scale around predictions `s`, with the model's conformal half-width."
     q = model.half_width_
@@ -513,14 +513,14 @@ def mapper_pitches(path) -> list:
     if not path.is_file(): raise PitchError("corpus", f"file not found: {path}")
     try: anime = read_anime_mapper(path)
     except (OSError, EOFError, ValueError) as e: raise PitchError("corpus", f"{path} is not an anime-mapper .jsonl.gz file ({e})") from None
-    out, earlier = [], iter(franchise_scores(anime))  # the file's own earlier franchise entries
-    for r in anime.itertuples(index=False):
+    out = []
+    for r, earlier in zip(anime.itertuples(index=False), franchise_scores(anime)):  # the file's own earlier franchise entries
         meta = {f: _clean(getattr(r, f)) for f in META_FIELDS}
         meta["genres"] = [g for g in meta["genres"] or [] if g not in RECEPTION_TAGS]
         meta["studios"] = meta["studios"] or []
         syn = _clean(r.synopsis)
         out.append((int(r.mal_id), {"title": _clean(r.title), "synopsis": strip_boilerplate(syn) if syn else syn, "metadata": meta,
-                                    "franchise_scores": next(earlier)}))
+                                    "franchise_scores": earlier}))
     return out
 
 def predict_corpus(model: PitchModel, path) -> tuple:
@@ -533,7 +533,7 @@ def predict_corpus(model: PitchModel, path) -> tuple:
     pred = predict_frame(model, pd.concat(rows))
     return pred.assign(mal_id=ids).reset_index(drop=True)[["mal_id", "score", "lo", "hi"]], problems
 
-# %% ../nbs/08_pitch.ipynb #fe989597
+# %% ../nbs/08_pitch.ipynb #86098521
 def _fail(tool: str, e: Exception):
     print(f"{tool}: error: {e}", file=sys.stderr)
     sys.exit(2)
@@ -576,7 +576,7 @@ def train_cli(inputs: Param("comma-separated inputs among synopsis,metadata,char
     except (PitchError, OSError) as e: _fail("animepop_train", e)
     print(f"trained a {', '.join(ins)} model in {time.time() - t:.0f} s: {folder} (card: {folder/'card.md'})")
 
-# %% ../nbs/08_pitch.ipynb #c7b1de5e
+# %% ../nbs/08_pitch.ipynb #70c2af8f
 def score_pitch(model: PitchModel, pitch: dict, base=".", k: int = 5) -> dict:
     "Prediction, interval, inputs used and the `k` features that moved it most, for one pitch dict."
     X = pitch_frame(pitch, model.inputs, model.meta_.known_ if model._uses("metadata") else {}, base)
@@ -623,7 +623,7 @@ def predict_cli(model: Param("model folder written by animepop_train", str) = No
         if out: print(f"scored {len(pred)} anime ({len(problems)} skipped): {out}")
     except (PitchError, OSError) as e: _fail("animepop_predict", e)
 
-# %% ../nbs/08_pitch.ipynb #8cc2daed
+# %% ../nbs/08_pitch.ipynb #829b8a44
 def bench_latency(folder, pitch: dict, n: int = 5) -> dict:
     "Seconds to load the model in `folder` and to score `pitch` (first call, median of `n` more)."
     t = time.perf_counter(); model, _ = load_model(folder); load = time.perf_counter() - t
