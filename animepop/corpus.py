@@ -4,11 +4,11 @@
 
 # %% auto #0
 __all__ = ['CORPUS_VERSION', 'ANIME_SCHEMA', 'CHARACTER_SCHEMA', 'RECEPTION_TAGS', 'LABEL_COLUMNS', 'POST_RELEASE_FIELDS',
-           'MAL_TYPES', 'BOILERPLATE', 'NO_DESCRIPTION', 'conform', 'Corpus', 'read_mal_stats', 'read_anime_mapper',
-           'normalize_title', 'TitleIndex', 'read_sample_records', 'read_character_sample', 'read_crawl',
-           'strip_boilerplate', 'n_words', 'cleaning_steps', 'clean', 'source_files', 'read_sources', 'save_corpus',
-           'read_corpus', 'build_corpus', 'load_corpus', 'score_bin', 'synopsis_table', 'description_table',
-           'per_floor_score', 'plot_per_floor_score']
+           'RELATIONS', 'RELATION_NAMES', 'SEASON_ORDER', 'MAL_TYPES', 'BOILERPLATE', 'NO_DESCRIPTION', 'conform',
+           'Corpus', 'air_time', 'earlier_relations', 'read_mal_stats', 'read_anime_mapper', 'normalize_title',
+           'TitleIndex', 'read_sample_records', 'read_character_sample', 'read_crawl', 'strip_boilerplate', 'n_words',
+           'cleaning_steps', 'clean', 'source_files', 'read_sources', 'save_corpus', 'read_corpus', 'build_corpus',
+           'load_corpus', 'score_bin', 'synopsis_table', 'description_table', 'per_floor_score', 'plot_per_floor_score']
 
 # %% ../nbs/01_corpus.ipynb #2f221e0e
 import collections, gzip, json, re, tempfile, unicodedata
@@ -22,7 +22,7 @@ from .config import PROCESSED, atomic_write, require_data_dir
 from .report import file_sha256
 
 # %% ../nbs/01_corpus.ipynb #94df9743
-CORPUS_VERSION = "1.2"
+CORPUS_VERSION = "1.3"
 
 ANIME_SCHEMA = {
     "mal_id": "int64", "title": "str", "title_english": "str", "synopsis": "str",
@@ -31,7 +31,8 @@ ANIME_SCHEMA = {
     "voters": "Int64",         # v, NA when unknown (label computation only)
     "type": "str", "source": "str", "year": "Int64", "season": "str", "episodes": "Int64",
     "episode_minutes": "Float64", "rating": "str",
-    "genres": "list", "studios": "list", "producers": "list", "related": "list"}
+    "genres": "list", "studios": "list", "producers": "list", "related": "list",
+    "earlier_relations": "list"}  # how the related works that aired before this one relate to it (`RELATIONS`)
 CHARACTER_SCHEMA = {"char_id": "str", "mal_id": "int64", "name": "str", "role": "str", "description": "str",
                     "portrait": "str"}
 
@@ -76,6 +77,25 @@ class Corpus:
         "The corpus restricted to the character rows where `mask` holds."
         return Corpus(self.anime, self.characters[np.asarray(mask, bool)])
 
+# %% ../nbs/01_corpus.ipynb #89748175
+RELATIONS = ("PREQUEL", "PARENT", "SIDE_STORY", "SUMMARY", "ALTERNATIVE", "SPIN_OFF", "CHARACTER", "OTHER", "SEQUEL", "ADAPTATION")
+RELATION_NAMES = {"PARENT_STORY": "PARENT", "FULL_STORY": "PARENT", "ALTERNATIVE_VERSION": "ALTERNATIVE",
+                  "ALTERNATIVE_SETTING": "ALTERNATIVE", "SPIN-OFF": "SPIN_OFF"}  # the scraper's MAL page names
+SEASON_ORDER = {"winter": 0, "spring": 1, "summer": 2, "fall": 3}
+
+def air_time(year, season) -> np.ndarray:
+    "Year plus season quarter as one sortable number (NaN without a year)."
+    return pd.to_numeric(pd.Series(year), errors="coerce").astype(float).to_numpy() + pd.Series(season).map(SEASON_ORDER).fillna(0).to_numpy()/4
+
+def earlier_relations(anime: pd.DataFrame) -> list:
+    "For each row of `anime` (mal_id, year, season, related, relation_types): the `RELATIONS` of its related works that aired earlier."
+    when = dict(zip(anime.mal_id, air_time(anime.year, anime.season)))
+    out = []
+    for i, ids, types in zip(anime.mal_id, anime.related, anime.relation_types):
+        t, names = when[i], [RELATION_NAMES.get(n, n) for n in ("_".join(str(r).upper().split()) for r in types)]
+        out.append([r for j, r in zip(ids, names) if r in RELATIONS and (r in ("PREQUEL", "PARENT") or when.get(j, np.nan) < t)])
+    return out
+
 # %% ../nbs/01_corpus.ipynb #215857b5
 MAL_TYPES = {"MOVIE": "Movie", "SPECIAL": "Special", "MUSIC": "Music", "TV_SHORT": "TV"}
 
@@ -87,7 +107,8 @@ def _mapper_row(r: dict) -> dict:
                 type=MAL_TYPES.get(r.get("type"), r.get("type")), source=r.get("source"), year=r.get("year"),
                 season=r.get("season"), episodes=r.get("episodeCount"), episode_minutes=r.get("episodeLength"),
                 rating=r.get("rating"), genres=r.get("genres"), studios=r.get("studios"),
-                producers=r.get("producers"), related=[s["malId"] for s in r.get("sequence") or [] if s.get("malId")])
+                producers=r.get("producers"), related=[s["malId"] for s in r.get("sequence") or [] if s.get("malId")],
+                relation_types=[s.get("relationType") for s in r.get("sequence") or [] if s.get("malId")])
 
 def read_mal_stats(path) -> pd.DataFrame:
     "mal-stats `clean_anime.parquet` as (mal_id, mean_score, voters): only what the label needs."
@@ -102,6 +123,7 @@ def read_anime_mapper(path, stats_path=None) -> pd.DataFrame:
     anime = pd.DataFrame(rows).dropna(subset=["mal_id"])
     if stats_path is not None and Path(stats_path).exists():
         anime = anime.merge(read_mal_stats(stats_path), on="mal_id", how="left")
+    anime["earlier_relations"] = earlier_relations(anime)  # the whole file's dates, before cleaning drops entries
     return conform(anime, ANIME_SCHEMA)
 
 # %% ../nbs/01_corpus.ipynb #c64d42cc
@@ -201,8 +223,12 @@ def read_crawl(folder) -> Corpus:
     "The scraper's output folder as a (raw, uncleaned) `Corpus`."
     folder = Path(folder)
     anime, chars = _read_jsonl(folder/"anime.jsonl"), _read_jsonl(folder/"characters.jsonl")
-    if len(anime): anime["related"] = anime.get("related", pd.Series([[]]*len(anime))).map(
-        lambda rs: [r["mal_id"] for r in rs or [] if r.get("mal_id")])
+    if len(anime):
+        rels = anime.get("related", pd.Series([[]]*len(anime))).map(lambda rs: [r for r in rs or [] if r.get("mal_id")])
+        anime["related"] = rels.map(lambda rs: [r["mal_id"] for r in rs])
+        anime["relation_types"] = rels.map(lambda rs: [r.get("relation") for r in rs])
+        for c in ("year", "season"): anime[c] = anime.get(c)  # a crawl's records may lack a date
+        anime["earlier_relations"] = earlier_relations(anime)
     if len(chars):
         chars["char_id"] = "mal:" + chars.char_id.astype(str)
         chars["portrait"] = [str(folder/p) if isinstance(p, str) and p else None for p in chars.portrait]

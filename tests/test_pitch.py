@@ -46,8 +46,9 @@ def good_pitch(slice_dir) -> dict:
     return {"title": "A pitch", "synopsis": a.synopsis,
             "characters": [{"name": ch["name"], "description": ch.description, "portrait": ch.portrait}],
             "metadata": {"type": "TV", "source": "Manga", "episodes": 12, "episode_minutes": 24, "year": 2027,
-                         "season": "spring", "genres": ["Action", "Drama"], "studios": ["A New Studio"]},
-            "franchise_scores": [7.9, 8.2]}
+                         "season": "spring", "genres": ["Action", "Drama"], "studios": ["A New Studio"],
+                         "producers": ["Aniplex", "A New Committee Member"]},
+            "franchise_scores": [7.9, 8.2], "earlier_relations": ["PREQUEL"]}
 
 
 def write(tmp_path, obj, name="pitch.json") -> Path:
@@ -108,6 +109,8 @@ BAD_PITCHES = {  # case: (change to a good pitch, field the error must name)
     "empty description": (lambda p: p["characters"][0].update(description=""), "characters[0].description"),
     "no franchise scores": (lambda p: p.pop("franchise_scores"), "franchise_scores"),
     "franchise score off the scale": (lambda p: p.update(franchise_scores=[85]), "franchise_scores"),
+    "unknown relation": (lambda p: p.update(earlier_relations=["Sequel of"]), "earlier_relations"),
+    "producers not a list": (lambda p: p["metadata"].update(producers="Aniplex"), "metadata.producers"),
 }
 
 
