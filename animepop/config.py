@@ -8,7 +8,7 @@ __all__ = ['ROOT', 'DATA', 'RAW', 'INTERIM', 'PROCESSED', 'MODELS', 'FIGURES', '
            'PaperHyperparams', 'seed_everything', 'num_threads', 'get_device']
 
 # %% ../nbs/00_config.ipynb #4f0274d5
-import hashlib, inspect, os, random
+import hashlib, inspect, os, random, shutil
 from contextlib import contextmanager
 from dataclasses import dataclass, asdict
 from pathlib import Path
@@ -79,9 +79,15 @@ def code_version(*modules) -> str:
     return h.hexdigest()[:16]
 
 def result_memo(*modules) -> joblib.Memory:
-    "The on-disk memo of trained results under data/interim/results, in a folder per `code_version(*modules)` if given (disabled when `ANIMEPOP_NO_CACHE` is set)."
-    off = os.environ.get("ANIMEPOP_NO_CACHE", "") not in ("", "0")
-    return joblib.Memory(None if off else INTERIM/"results"/(code_version(*modules) if modules else ""), verbose=0)
+    "The on-disk memo of trained results under data/interim/results, in a folder per `modules` and `code_version(*modules)` if given (disabled when `ANIMEPOP_NO_CACHE` is set)."
+    if os.environ.get("ANIMEPOP_NO_CACHE", "") not in ("", "0"): return joblib.Memory(None, verbose=0)
+    root = INTERIM/"results"
+    if not modules: return joblib.Memory(root, verbose=0)
+    family = "+".join(sorted(m.__name__.rsplit(".", 1)[-1] for m in modules))
+    here = root/f"{family}-{code_version(*modules)}"
+    for old in root.glob(f"{family}-*"):
+        if old != here: shutil.rmtree(old, ignore_errors=True)
+    return joblib.Memory(here, verbose=0)
 
 # %% ../nbs/00_config.ipynb #87da3155
 @dataclass(frozen=True)

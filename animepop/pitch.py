@@ -8,9 +8,9 @@ __all__ = ['INPUTS', 'CATEGORICAL', 'NUMERIC', 'LISTS', 'META_FIELDS', 'MIN_SYNO
            'check_metadata', 'check_characters', 'check_franchise', 'pitch_frame', 'MetaFeatures', 'franchise_table',
            'embed_texts', 'character_vectors', 'memoised', 'oof_text', 'PitchModel', 'explain', 'cv_parts',
            'best_weight', 'conformal_quantile', 'interval_coverage', 'train_model', 'library_versions', 'card_markdown',
-           'save_model', 'load_model', 'read_mapper_corpus', 'read_any_corpus', 'data_fingerprint', 'with_interval',
-           'predict_frame', 'mapper_pitches', 'predict_corpus', 'train_from_corpus', 'train_cli', 'score_pitch',
-           'format_result', 'predict_cli', 'bench_latency']
+           'write_card', 'save_model', 'load_model', 'read_mapper_corpus', 'read_any_corpus', 'data_fingerprint',
+           'with_interval', 'predict_frame', 'mapper_pitches', 'predict_corpus', 'train_from_corpus', 'train_cli',
+           'score_pitch', 'format_result', 'predict_cli', 'bench_latency']
 
 # %% ../nbs/08_pitch.ipynb #76f89151
 import contextlib, hashlib, json, os, platform, sys, time
@@ -32,7 +32,7 @@ from sklearn.linear_model import Ridge
 from sklearn.model_selection import GroupKFold
 from sklearn.preprocessing import StandardScaler
 
-from .config import MODELS, data_dir, result_memo
+from .config import MODELS, atomic_write, data_dir, result_memo
 from .report import file_sha256
 from .corpus import RECEPTION_TAGS, RELATIONS, Corpus, air_time, read_anime_mapper, strip_boilerplate
 from .score import MinMaxLabelScaler
@@ -454,15 +454,21 @@ def card_markdown(card: dict) -> str:
         lines += [f"### {name}", "", pd.DataFrame(table).to_markdown(index=False, floatfmt=".4f"), ""]
     return "\n".join([*lines, "## Library versions", "", *[f"- {k}: {v}" for k, v in card["versions"].items()], ""])
 
+def write_card(folder, card: dict, notes: str = "") -> str:
+    "Write `card` as card.json and card.md (with `notes` appended) into `folder`, each file atomically; returns the Markdown."
+    md = card_markdown(card) + notes
+    for name, text in (("card.json", json.dumps(card, indent=1, default=str) + "\n"), ("card.md", md)):
+        with atomic_write(Path(folder)/name) as tmp: tmp.write_text(text)
+    return md
+
 def save_model(model: PitchModel, folder, card: dict) -> Path:
-    "Write the model, its checksum and its card into `folder`; the card gains sha256 and versions."
+    "Write the model, its checksum and its card into `folder` (each file atomically); the card gains sha256 and versions."
     folder = Path(folder); folder.mkdir(parents=True, exist_ok=True)
-    joblib.dump(model, folder/"model.joblib")
+    with atomic_write(folder/"model.joblib") as tmp: joblib.dump(model, tmp)
     card = card | {"sha256": file_sha256(folder/"model.joblib"), "versions": library_versions(),
                    "params": {k: v for k, v in model.get_params().items()}}
-    (folder/"model.sha256").write_text(f"{card['sha256']}  model.joblib\n")
-    (folder/"card.json").write_text(json.dumps(card, indent=1, default=str) + "\n")
-    (folder/"card.md").write_text(card_markdown(card))
+    with atomic_write(folder/"model.sha256") as tmp: tmp.write_text(f"{card['sha256']}  model.joblib\n")
+    write_card(folder, card)
     return folder
 
 def load_model(folder) -> tuple:
