@@ -4,7 +4,7 @@
 
 # %% auto #0
 __all__ = ['INPUTS', 'CATEGORICAL', 'NUMERIC', 'LISTS', 'META_FIELDS', 'MIN_SYNOPSIS_WORDS', 'FRAME_COLUMNS', 'LGB_PARAMS',
-           'PitchError', 'parse_inputs', 'franchise_scores', 'corpus_frame', 'read_json', 'check_image',
+           'MODEL_FORMAT', 'PitchError', 'parse_inputs', 'franchise_scores', 'corpus_frame', 'read_json', 'check_image',
            'check_metadata', 'check_characters', 'check_franchise', 'pitch_frame', 'MetaFeatures', 'franchise_table',
            'embed_texts', 'character_vectors', 'memoised', 'oof_text', 'PitchModel', 'explain', 'cv_parts',
            'best_weight', 'conformal_quantile', 'interval_coverage', 'train_model', 'library_versions', 'card_markdown',
@@ -437,6 +437,8 @@ def train_model(X, y, groups, inputs, n_folds: int = 5, coverage: float = 0.8, s
     return model, oof
 
 # %% ../nbs/08_pitch.ipynb #c1cd5fd4
+MODEL_FORMAT = 2  # raised whenever a saved model's features change (2: producers and relations to earlier works)
+
 def library_versions() -> dict:
     import animepop, torch
     return {"python": platform.python_version(), "animepop": animepop.__version__, "scikit-learn": sklearn.__version__,
@@ -465,21 +467,24 @@ def save_model(model: PitchModel, folder, card: dict) -> Path:
     "Write the model, its checksum and its card into `folder` (each file atomically); the card gains sha256 and versions."
     folder = Path(folder); folder.mkdir(parents=True, exist_ok=True)
     with atomic_write(folder/"model.joblib") as tmp: joblib.dump(model, tmp)
-    card = card | {"sha256": file_sha256(folder/"model.joblib"), "versions": library_versions(),
+    card = card | {"format": MODEL_FORMAT, "sha256": file_sha256(folder/"model.joblib"), "versions": library_versions(),
                    "params": {k: v for k, v in model.get_params().items()}}
     with atomic_write(folder/"model.sha256") as tmp: tmp.write_text(f"{card['sha256']}  model.joblib\n")
     write_card(folder, card)
     return folder
 
 def load_model(folder) -> tuple:
-    "(model, card) from `folder`, after checking model.joblib against model.sha256."
+    "(model, card) from `folder`, after checking model.joblib against model.sha256 and the card's `MODEL_FORMAT`."
     folder = Path(folder)
     for f in ("model.joblib", "model.sha256", "card.json"):
         if not (folder/f).is_file(): raise PitchError("model", f"{folder/f} not found; train one with animepop_train")
     want = (folder/"model.sha256").read_text().split()[0]
     if file_sha256(folder/"model.joblib") != want:
         raise PitchError("model", f"{folder/'model.joblib'} fails its checksum (expected sha256 {want[:12]}...): file damaged or replaced")
-    return joblib.load(folder/"model.joblib"), json.loads((folder/"card.json").read_text())
+    card = json.loads((folder/"card.json").read_text())
+    if card.get("format") != MODEL_FORMAT:
+        raise PitchError("model", f"{folder} holds a model of format {card.get('format')}, this animepop reads format {MODEL_FORMAT}: retrain it with animepop_train")
+    return joblib.load(folder/"model.joblib"), card
 
 # %% ../nbs/08_pitch.ipynb #3db470c9
 def read_mapper_corpus(path) -> Corpus:

@@ -121,6 +121,9 @@ def bad_runs(model_dir, slice_dir, good_pitch, tmp_path_factory) -> dict:
     broken = d/"broken"
     shutil.copytree(model_dir, broken)
     with open(broken/"model.joblib", "ab") as f: f.write(b"tampered")
+    old = d/"old"  # a model saved by an animepop whose features differ
+    shutil.copytree(model_dir, old)
+    (old/"card.json").write_text(json.dumps(json.loads((model_dir/"card.json").read_text()) | {"format": 1}))
     fake = write(d, "plain text", "fake.jpg")
     pitch = write(d, good_pitch, "good.json")
     cases = {k: ("animepop_predict", "--model", model_dir, "--pitch", write(d, changed(good_pitch, c), f"{i}.json"))
@@ -132,6 +135,7 @@ def bad_runs(model_dir, slice_dir, good_pitch, tmp_path_factory) -> dict:
         "pitch file missing": ("animepop_predict", "--model", model_dir, "--pitch", d/"absent.json"),
         "checksum fails": ("animepop_predict", "--model", broken, "--pitch", pitch),
         "model missing": ("animepop_predict", "--model", d/"none", "--pitch", pitch),
+        "model of an older format": ("animepop_predict", "--model", old, "--pitch", pitch),
         "neither pitch nor corpus": ("animepop_predict", "--model", model_dir),
         "corpus not gzip": ("animepop_predict", "--model", model_dir, "--corpus", write(d, "x", "c.jsonl.gz")),
         "unknown input": ("animepop_train", "--inputs", "synopsis,plot", "--data", slice_dir),
@@ -146,6 +150,6 @@ def test_bad_pitch(bad_runs, case): bad(bad_runs[case], BAD_PITCHES[case][1])
 
 @pytest.mark.parametrize("case, field", [
     ("portrait not an image", "characters[0].portrait"), ("malformed json", "pitch"), ("pitch file missing", "pitch"),
-    ("checksum fails", "model"), ("model missing", "model"), ("neither pitch nor corpus", "input"),
+    ("checksum fails", "model"), ("model missing", "model"), ("model of an older format", "model"), ("neither pitch nor corpus", "input"),
     ("corpus not gzip", "corpus"), ("unknown input", "inputs"), ("data missing", "data")])
 def test_bad_files_and_arguments(bad_runs, case, field): bad(bad_runs[case], field)
