@@ -31,6 +31,7 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import Ridge
 from sklearn.model_selection import GroupKFold
 from sklearn.preprocessing import StandardScaler
+from threadpoolctl import threadpool_limits
 
 from .config import MODELS, atomic_write, data_dir, result_memo
 from .report import file_sha256
@@ -331,7 +332,13 @@ class PitchModel(BaseEstimator, RegressorMixin):
         self.labels_ = MinMaxLabelScaler().fit(y)
         z = self.labels_.transform(y)
         groups = np.arange(len(y)) if groups is None else np.asarray(groups)
-        E, C = self._embed(X)
+        return self._fit_on(X, y, z, groups, *self._embed(X))
+
+    # The ridge's conjugate gradients and PCA sum in an order that depends on BLAS's thread count (0.003 of test
+    # Spearman between 1 and 2 threads): one thread gives the same model in a notebook worker, the CLI and the tests.
+    @threadpool_limits.wrap(limits=1, user_api="blas")
+    def _fit_on(self, X, y, z, groups, E, C):
+        "`fit` on the embeddings E (synopses) and C (characters) of X."
         text = None
         if self._uses("metadata"): self.meta_ = MetaFeatures().fit(X, y)
         side = self._side(X)
@@ -361,7 +368,10 @@ class PitchModel(BaseEstimator, RegressorMixin):
 
     def _parts(self, X, cache: bool = True) -> tuple:
         "Tree and linear predictions on the 0-1 scale, and the features behind them."
-        E, C = self._embed(X, cache)
+        return self._parts_on(X, *self._embed(X, cache))
+
+    @threadpool_limits.wrap(limits=1, user_api="blas")
+    def _parts_on(self, X, E, C) -> tuple:
         text = self.text_.predict(_text_design(self.tfidf_, X.synopsis, E)) if E is not None else None
         T, L = self._table(X, E, C, text), self._linear_design(X, E)
         return self.gbm_.predict(T.to_numpy(float)), self.linear_.predict(L), T, L
