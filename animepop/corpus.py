@@ -4,11 +4,12 @@
 
 # %% auto #0
 __all__ = ['CORPUS_VERSION', 'ANIME_SCHEMA', 'CHARACTER_SCHEMA', 'RECEPTION_TAGS', 'LABEL_COLUMNS', 'POST_RELEASE_FIELDS',
-           'RELATIONS', 'RELATION_NAMES', 'SEASON_ORDER', 'MAL_TYPES', 'BOILERPLATE', 'NO_DESCRIPTION', 'conform',
-           'Corpus', 'air_time', 'earlier_relations', 'read_mal_stats', 'read_anime_mapper', 'normalize_title',
-           'TitleIndex', 'read_sample_records', 'read_character_sample', 'read_crawl', 'strip_boilerplate', 'n_words',
-           'cleaning_steps', 'clean', 'source_files', 'read_sources', 'save_corpus', 'read_corpus', 'build_corpus',
-           'load_corpus', 'score_bin', 'synopsis_table', 'description_table', 'per_floor_score', 'plot_per_floor_score']
+           'RELATIONS', 'RELATION_NAMES', 'ALWAYS_EARLIER', 'SEASON_ORDER', 'MAL_TYPES', 'BOILERPLATE',
+           'NO_DESCRIPTION', 'conform', 'Corpus', 'air_time', 'earlier_relations', 'read_mal_stats',
+           'read_anime_mapper', 'normalize_title', 'TitleIndex', 'read_sample_records', 'read_character_sample',
+           'read_crawl', 'strip_boilerplate', 'n_words', 'cleaning_steps', 'clean', 'source_files', 'read_sources',
+           'save_corpus', 'read_corpus', 'build_corpus', 'load_corpus', 'score_bin', 'synopsis_table',
+           'description_table', 'per_floor_score', 'plot_per_floor_score']
 
 # %% ../nbs/01_corpus.ipynb #2f221e0e
 import collections, gzip, json, re, tempfile, unicodedata
@@ -81,6 +82,7 @@ class Corpus:
 RELATIONS = ("PREQUEL", "PARENT", "SIDE_STORY", "SUMMARY", "ALTERNATIVE", "SPIN_OFF", "CHARACTER", "OTHER", "SEQUEL", "ADAPTATION")
 RELATION_NAMES = {"PARENT_STORY": "PARENT", "FULL_STORY": "PARENT", "ALTERNATIVE_VERSION": "ALTERNATIVE",
                   "ALTERNATIVE_SETTING": "ALTERNATIVE", "SPIN-OFF": "SPIN_OFF"}  # the scraper's MAL page names
+ALWAYS_EARLIER = ("PREQUEL", "PARENT")  # relations that name a work made before this one, dated or not
 SEASON_ORDER = {"winter": 0, "spring": 1, "summer": 2, "fall": 3}
 
 def air_time(year, season) -> np.ndarray:
@@ -93,7 +95,7 @@ def earlier_relations(anime: pd.DataFrame) -> list:
     out = []
     for i, ids, types in zip(anime.mal_id, anime.related, anime.relation_types):
         t, names = when[i], [RELATION_NAMES.get(n, n) for n in ("_".join(str(r).upper().split()) for r in types)]
-        out.append([r for j, r in zip(ids, names) if r in RELATIONS and (r in ("PREQUEL", "PARENT") or when.get(j, np.nan) < t)])
+        out.append([r for j, r in zip(ids, names) if r in RELATIONS and (r in ALWAYS_EARLIER or when.get(j, np.nan) < t)])
     return out
 
 # %% ../nbs/01_corpus.ipynb #215857b5

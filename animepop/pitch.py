@@ -183,6 +183,10 @@ def pitch_frame(pitch: dict, inputs: tuple, known: dict, base=".") -> pd.DataFra
     return pd.DataFrame([row], index=pd.Index([pitch.get("title") or "pitch"], name="title"))[list(FRAME_COLUMNS)]
 
 # %% ../nbs/08_pitch.ipynb #06fbea6c
+def _frequent(lists: pd.Series, min_count: int) -> list:
+    "The values found at least `min_count` times in a column of lists, sorted."
+    return sorted(lists.explode().dropna().value_counts().loc[lambda s: s >= min_count].index)
+
 def _one_hot(values, vocab, prefix) -> pd.DataFrame:
     return pd.DataFrame({f"{prefix}{v}": [float(v in x) for x in values] for v in vocab}, index=values.index)
 
@@ -194,9 +198,8 @@ class MetaFeatures(BaseEstimator, TransformerMixin):
         "Vocabularies from X; with scores `y` (1-10), also each studio's works as (air time, score), by air time."
         genres = X.genres.map(lambda g: [x for x in g if x not in RECEPTION_TAGS])
         self.cats_ = {c: sorted(X[c].dropna().unique()) for c in CATEGORICAL}
-        self.genres_ = sorted(genres.explode().dropna().value_counts().loc[lambda s: s >= self.min_genre].index)
-        self.studios_ = sorted(X.studios.explode().dropna().value_counts().loc[lambda s: s >= self.min_studio].index)
-        self.producers_ = sorted(X.producers.explode().dropna().value_counts().loc[lambda s: s >= self.min_producer].index)
+        self.genres_, self.studios_, self.producers_ = (_frequent(genres, self.min_genre), _frequent(X.studios, self.min_studio),
+                                                        _frequent(X.producers, self.min_producer))
         self.known_ = self.cats_ | {"genres": set(genres.explode().dropna())}
         works = pd.DataFrame({"studio": X.studios.to_numpy(), "t": air_time(X.year, X.season), "score": np.nan if y is None else np.asarray(y, float)})
         works = works.explode("studio").dropna().sort_values("t")
@@ -542,7 +545,8 @@ def mapper_pitches(path) -> list:
     except (OSError, EOFError, ValueError) as e: raise PitchError("corpus", f"{path} is not an anime-mapper .jsonl.gz file ({e})") from None
     out = []
     for r, earlier in zip(anime.itertuples(index=False), franchise_scores(anime)):  # the file's own earlier franchise entries
-        meta = {f: _clean(getattr(r, f)) for f in META_FIELDS} | {f: _clean(getattr(r, f)) or [] for f in LISTS}
+        meta = {f: _clean(getattr(r, f)) for f in META_FIELDS}
+        for f in LISTS: meta[f] = meta[f] or []
         meta["genres"] = [g for g in meta["genres"] if g not in RECEPTION_TAGS]
         syn = _clean(r.synopsis)
         out.append((int(r.mal_id), {"title": _clean(r.title), "synopsis": strip_boilerplate(syn) if syn else syn, "metadata": meta,
