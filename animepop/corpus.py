@@ -23,7 +23,7 @@ from .config import PROCESSED, atomic_write, require_data_dir
 from .report import file_sha256
 
 # %% ../nbs/01_corpus.ipynb #94df9743
-CORPUS_VERSION = "1.3"
+CORPUS_VERSION = "1.4"
 
 ANIME_SCHEMA = {
     "mal_id": "int64", "title": "str", "title_english": "str", "synopsis": "str",
@@ -33,7 +33,8 @@ ANIME_SCHEMA = {
     "type": "str", "source": "str", "year": "Int64", "season": "str", "episodes": "Int64",
     "episode_minutes": "Float64", "rating": "str",
     "genres": "list", "studios": "list", "producers": "list", "related": "list",
-    "earlier_relations": "list"}  # how the related works that aired before this one relate to it (`RELATIONS`)
+    "earlier_ids": "list",        # the related works that aired before this one (mal_id) ...
+    "earlier_relations": "list"}  # ... and how each relates to it (`RELATIONS`)
 CHARACTER_SCHEMA = {"char_id": "str", "mal_id": "int64", "name": "str", "role": "str", "description": "str",
                     "portrait": "str"}
 
@@ -89,14 +90,15 @@ def air_time(year, season) -> np.ndarray:
     "Year plus season quarter as one sortable number (NaN without a year)."
     return pd.to_numeric(pd.Series(year), errors="coerce").astype(float).to_numpy() + pd.Series(season).map(SEASON_ORDER).fillna(0).to_numpy()/4
 
-def earlier_relations(anime: pd.DataFrame) -> list:
-    "For each row of `anime` (mal_id, year, season, related, relation_types): the `RELATIONS` of its related works that aired earlier."
+def earlier_relations(anime: pd.DataFrame) -> tuple:
+    "(mal_ids, `RELATIONS`) per row of `anime` (mal_id, year, season, related, relation_types): its related works that aired earlier."
     when = dict(zip(anime.mal_id, air_time(anime.year, anime.season)))
-    out = []
+    ids_out, names_out = [], []
     for i, ids, types in zip(anime.mal_id, anime.related, anime.relation_types):
         t, names = when[i], [RELATION_NAMES.get(n, n) for n in ("_".join(str(r).upper().split()) for r in types)]
-        out.append([r for j, r in zip(ids, names) if r in RELATIONS and (r in ALWAYS_EARLIER or when.get(j, np.nan) < t)])
-    return out
+        earlier = [(j, r) for j, r in zip(ids, names) if r in RELATIONS and (r in ALWAYS_EARLIER or when.get(j, np.nan) < t)]
+        ids_out.append([j for j, _ in earlier]); names_out.append([r for _, r in earlier])
+    return ids_out, names_out
 
 # %% ../nbs/01_corpus.ipynb #215857b5
 MAL_TYPES = {"MOVIE": "Movie", "SPECIAL": "Special", "MUSIC": "Music", "TV_SHORT": "TV"}
@@ -125,7 +127,7 @@ def read_anime_mapper(path, stats_path=None) -> pd.DataFrame:
     anime = pd.DataFrame(rows).dropna(subset=["mal_id"])
     if stats_path is not None and Path(stats_path).exists():
         anime = anime.merge(read_mal_stats(stats_path), on="mal_id", how="left")
-    anime["earlier_relations"] = earlier_relations(anime)  # the whole file's dates, before cleaning drops entries
+    anime["earlier_ids"], anime["earlier_relations"] = earlier_relations(anime)  # the whole file's dates, before cleaning drops entries
     return conform(anime, ANIME_SCHEMA)
 
 # %% ../nbs/01_corpus.ipynb #c64d42cc
@@ -230,7 +232,7 @@ def read_crawl(folder) -> Corpus:
         anime["related"] = rels.map(lambda rs: [r["mal_id"] for r in rs])
         anime["relation_types"] = rels.map(lambda rs: [r.get("relation") for r in rs])
         for c in ("year", "season"): anime[c] = anime.get(c)  # a crawl's records may lack a date
-        anime["earlier_relations"] = earlier_relations(anime)
+        anime["earlier_ids"], anime["earlier_relations"] = earlier_relations(anime)
     if len(chars):
         chars["char_id"] = "mal:" + chars.char_id.astype(str)
         chars["portrait"] = [str(folder/p) if isinstance(p, str) and p else None for p in chars.portrait]

@@ -4,13 +4,13 @@
 
 # %% auto #0
 __all__ = ['INPUTS', 'CATEGORICAL', 'NUMERIC', 'LISTS', 'META_FIELDS', 'MIN_SYNOPSIS_WORDS', 'FRAME_COLUMNS', 'LGB_PARAMS',
-           'MODEL_FORMAT', 'PitchError', 'parse_inputs', 'franchise_scores', 'corpus_frame', 'read_json', 'check_image',
-           'check_metadata', 'check_characters', 'check_franchise', 'pitch_frame', 'MetaFeatures', 'franchise_table',
-           'embed_texts', 'character_vectors', 'memoised', 'oof_text', 'PitchModel', 'explain', 'cv_parts',
-           'best_weight', 'conformal_quantile', 'interval_coverage', 'train_model', 'library_versions', 'card_markdown',
-           'write_card', 'save_model', 'load_model', 'read_mapper_corpus', 'read_any_corpus', 'data_fingerprint',
-           'with_interval', 'predict_frame', 'mapper_pitches', 'predict_corpus', 'train_from_corpus', 'train_cli',
-           'score_pitch', 'format_result', 'predict_cli', 'bench_latency']
+           'MODEL_FORMAT', 'PitchError', 'parse_inputs', 'franchise_scores', 'earlier_works', 'corpus_frame',
+           'read_json', 'check_image', 'check_metadata', 'check_characters', 'check_franchise', 'pitch_frame',
+           'MetaFeatures', 'franchise_table', 'embed_texts', 'character_vectors', 'memoised', 'oof_text', 'PitchModel',
+           'explain', 'cv_parts', 'best_weight', 'conformal_quantile', 'interval_coverage', 'train_model',
+           'library_versions', 'card_markdown', 'write_card', 'save_model', 'load_model', 'read_mapper_corpus',
+           'read_any_corpus', 'data_fingerprint', 'with_interval', 'predict_frame', 'mapper_pitches', 'predict_corpus',
+           'train_from_corpus', 'train_cli', 'score_pitch', 'format_result', 'predict_cli', 'bench_latency']
 
 # %% ../nbs/08_pitch.ipynb #76f89151
 import contextlib, hashlib, json, os, platform, sys, time
@@ -73,8 +73,17 @@ def franchise_scores(anime: pd.DataFrame) -> list:
         for i in members: out[i] = [float(score[j]) for j in members if t[j] < t[i] and not np.isnan(score[j])]
     return out
 
+def _number_or_none(v) -> float | None: return None if v is None or pd.isna(v) else float(v)
+
+def earlier_works(anime: pd.DataFrame) -> list:
+    "For each row of `anime` (with `earlier_ids`, `earlier_relations`): its directly related earlier works as {relation, score, year}, the score and year from `anime` (None for a work not in it)."
+    a = anime.set_index("mal_id")
+    score, year = a.score.map(_number_or_none).to_dict(), a.year.map(_number_or_none).to_dict()
+    return [[{"relation": r, "score": score.get(j), "year": year.get(j)} for j, r in zip(ids, rels)]
+            for ids, rels in zip(anime.earlier_ids, anime.earlier_relations)]
+
 # %% ../nbs/08_pitch.ipynb #e608912e
-FRAME_COLUMNS = ("synopsis", *META_FIELDS, "descriptions", "portraits", "franchise_scores", "earlier_relations")
+FRAME_COLUMNS = ("synopsis", *META_FIELDS, "descriptions", "portraits", "franchise_scores", "earlier_works")
 
 def corpus_frame(corpus: Corpus) -> pd.DataFrame:
     "One row per anime of `corpus`, indexed by mal_id: synopsis, metadata, and its characters' descriptions and portraits."
@@ -88,7 +97,7 @@ def corpus_frame(corpus: Corpus) -> pd.DataFrame:
     out["portraits"] = [port.get(i, []) for i in out.index]
     for c in LISTS: out[c] = [list(x) if isinstance(x, (list, tuple, np.ndarray)) else [] for x in out[c]]
     out["franchise_scores"] = franchise_scores(corpus.anime)
-    out["earlier_relations"] = a.earlier_relations.map(list)
+    out["earlier_works"] = earlier_works(corpus.anime)
     return out
 
 # %% ../nbs/08_pitch.ipynb #528eba87
@@ -159,15 +168,30 @@ def check_characters(chars, base: Path) -> tuple:
         if c.get("portrait"): ports.append(check_image(base/c["portrait"], f"characters[{i}].portrait"))
     return descs, ports
 
-def check_franchise(scores, relations=None) -> tuple:
-    "(scores, relations) of a pitch's franchise: earlier entries' MAL scores (1 to 10) and relation names from `RELATIONS`."
+def _is_number(v, lo, hi) -> bool: return not isinstance(v, bool) and isinstance(v, (int, float)) and lo <= v <= hi
+
+def _check_work(i: int, w) -> dict:
+    "One of a pitch's `earlier_works`: {relation, score (optional), year (optional)}, checked."
+    field = f"earlier_works[{i}]"
+    if not isinstance(w, dict): raise PitchError(field, 'must be an object like {"relation": "PREQUEL", "score": 7.9, "year": 2019}')
+    extra = sorted(set(w) - {"relation", "score", "year"})
+    if extra: raise PitchError(f"{field}.{extra[0]}", "unknown field; known: relation, score, year")
+    if w.get("relation") not in RELATIONS: raise PitchError(f"{field}.relation", f"{w.get('relation')!r} is not one of {', '.join(RELATIONS)}")
+    score, year = w.get("score"), w.get("year")
+    if score is not None and not _is_number(score, 1, 10): raise PitchError(f"{field}.score", f"{score!r} is not a MAL score between 1 and 10")
+    if year is not None and not _is_number(year, *NUMERIC["year"]): raise PitchError(f"{field}.year", f"{year!r} is not a year between {NUMERIC['year'][0]} and {NUMERIC['year'][1]}")
+    return {"relation": w["relation"], "score": _number_or_none(score), "year": _number_or_none(year)}
+
+def check_franchise(pitch: dict) -> tuple:
+    "(scores, works) of a pitch's franchise: earlier entries' MAL scores (1 to 10) and its directly related earlier works."
+    scores, works = pitch.get("franchise_scores"), pitch.get("earlier_works", [])
     if scores is None: raise PitchError("franchise_scores", "missing; this model was trained with franchise: give [] for an original work")
-    if not isinstance(scores, list) or not all(not isinstance(v, bool) and isinstance(v, (int, float)) and 1 <= v <= 10 for v in scores):
+    if not isinstance(scores, list) or not all(_is_number(v, 1, 10) for v in scores):
         raise PitchError("franchise_scores", f"{scores!r} is not a list of MAL scores between 1 and 10")
-    relations = [] if relations is None else relations
-    if not isinstance(relations, list) or not all(r in RELATIONS for r in relations):
-        raise PitchError("earlier_relations", f"{relations!r} is not a list of relation names; known: {', '.join(RELATIONS)}")
-    return [float(v) for v in scores], relations
+    if "earlier_relations" in pitch:  # the pitch format before model format 3: relations alone
+        raise PitchError("earlier_relations", 'replaced by earlier_works: [{"relation": "PREQUEL", "score": 7.9, "year": 2019}, ...]')
+    if not isinstance(works, list): raise PitchError("earlier_works", f"must be a list, not {type(works).__name__}")
+    return [float(v) for v in scores], [_check_work(i, w) for i, w in enumerate(works)]
 
 def pitch_frame(pitch: dict, inputs: tuple, known: dict, base=".") -> pd.DataFrame:
     "A checked one-row frame (`FRAME_COLUMNS`) from a `pitch` dict, for a model using `inputs`."
@@ -178,8 +202,7 @@ def pitch_frame(pitch: dict, inputs: tuple, known: dict, base=".") -> pd.DataFra
     else: row |= {f: None for f in (*CATEGORICAL, *NUMERIC)} | {f: [] for f in LISTS}
     descs, ports = check_characters(pitch.get("characters") or [], Path(base)) if "characters" in inputs else ([], [])
     row |= {"descriptions": descs, "portraits": ports}
-    row["franchise_scores"], row["earlier_relations"] = (check_franchise(pitch.get("franchise_scores"), pitch.get("earlier_relations"))
-                                                         if "franchise" in inputs else ([], []))
+    row["franchise_scores"], row["earlier_works"] = check_franchise(pitch) if "franchise" in inputs else ([], [])
     return pd.DataFrame([row], index=pd.Index([pitch.get("title") or "pitch"], name="title"))[list(FRAME_COLUMNS)]
 
 # %% ../nbs/08_pitch.ipynb #06fbea6c
@@ -231,12 +254,23 @@ class MetaFeatures(BaseEstimator, TransformerMixin):
         return pd.concat([*parts, other, self.track_record(X)], axis=1)
 
 # %% ../nbs/08_pitch.ipynb #cec6e3a3
+def _direct(works: list, year) -> tuple:
+    "Count, best and mean score of the scored `works`, best of the prequels and of the parents, years since the latest."
+    scored = [w for w in works if w["score"] is not None]
+    s = [w["score"] for w in scored]
+    best = lambda r: max((w["score"] for w in scored if w["relation"] == r), default=np.nan)
+    last = max((w["year"] for w in scored if w["year"] is not None), default=np.nan)
+    return len(s), max(s, default=np.nan), np.mean(s) if s else np.nan, best("PREQUEL"), best("PARENT"), year - last
+
 def franchise_table(X) -> pd.DataFrame:
-    "Count, best, mean and latest of each row's `franchise_scores` (oldest first), and its count of each of `RELATIONS`."
+    "Count, best, mean and latest of each row's `franchise_scores` (oldest first); of its `earlier_works`, the count of each of `RELATIONS` and `_direct`."
     scores = pd.DataFrame([(len(s), max(s), np.mean(s), s[-1]) if len(s) else (0, np.nan, np.nan, np.nan) for s in X.franchise_scores],
                           index=X.index, columns=["franchise_n", "franchise_best", "franchise_mean", "franchise_latest"])
-    relations = pd.DataFrame({f"relation={r}": X.earlier_relations.map(lambda rs, r=r: rs.count(r)) for r in RELATIONS}, index=X.index)
-    return pd.concat([scores, relations], axis=1).astype(float)
+    relations = pd.DataFrame({f"relation={r}": X.earlier_works.map(lambda ws, r=r: sum(w["relation"] == r for w in ws)) for r in RELATIONS}, index=X.index)
+    year = pd.to_numeric(X.get("year", pd.Series(np.nan, X.index)), errors="coerce").astype(float)
+    direct = pd.DataFrame([_direct(ws, t) for ws, t in zip(X.earlier_works, year)], index=X.index,
+                          columns=["earlier_n", "earlier_best", "earlier_mean", "earlier_prequel_best", "earlier_parent_best", "earlier_years_since"])
+    return pd.concat([scores, relations, direct], axis=1).astype(float)
 
 # %% ../nbs/08_pitch.ipynb #d6af424d
 def embed_texts(texts, cache: bool = True) -> np.ndarray:
@@ -397,6 +431,7 @@ def _group(name: str) -> str:
     if name.startswith("characters_pc"): return "characters"
     if name.startswith("franchise_"): return "franchise (earlier entries' scores)"
     if name.startswith("relation="): return "relation to earlier works"
+    if name.startswith("earlier_"): return "directly related earlier works' scores"
     if name.startswith("studio_track_"): return "studios' track record"
     return name
 
@@ -450,7 +485,7 @@ def train_model(X, y, groups, inputs, n_folds: int = 5, coverage: float = 0.8, s
     return model, oof
 
 # %% ../nbs/08_pitch.ipynb #c1cd5fd4
-MODEL_FORMAT = 2  # raised whenever a saved model's features change (2: producers and relations to earlier works)
+MODEL_FORMAT = 3  # raised whenever a saved model's features change (2: producers and relations to earlier works; 3: earlier works' scores)
 
 def library_versions() -> dict:
     import animepop, torch
@@ -544,13 +579,13 @@ def mapper_pitches(path) -> list:
     try: anime = read_anime_mapper(path)
     except (OSError, EOFError, ValueError) as e: raise PitchError("corpus", f"{path} is not an anime-mapper .jsonl.gz file ({e})") from None
     out = []
-    for r, earlier in zip(anime.itertuples(index=False), franchise_scores(anime)):  # the file's own earlier franchise entries
+    for r, earlier, works in zip(anime.itertuples(index=False), franchise_scores(anime), earlier_works(anime)):  # the file's own entries
         meta = {f: _clean(getattr(r, f)) for f in META_FIELDS}
         for f in LISTS: meta[f] = meta[f] or []
         meta["genres"] = [g for g in meta["genres"] if g not in RECEPTION_TAGS]
         syn = _clean(r.synopsis)
         out.append((int(r.mal_id), {"title": _clean(r.title), "synopsis": strip_boilerplate(syn) if syn else syn, "metadata": meta,
-                                    "franchise_scores": earlier, "earlier_relations": list(r.earlier_relations)}))
+                                    "franchise_scores": earlier, "earlier_works": works}))
     return out
 
 def predict_corpus(model: PitchModel, path) -> tuple:

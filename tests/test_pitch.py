@@ -48,7 +48,7 @@ def good_pitch(slice_dir) -> dict:
             "metadata": {"type": "TV", "source": "Manga", "episodes": 12, "episode_minutes": 24, "year": 2027,
                          "season": "spring", "genres": ["Action", "Drama"], "studios": ["A New Studio"],
                          "producers": ["Aniplex", "A New Committee Member"]},
-            "franchise_scores": [7.9, 8.2], "earlier_relations": ["PREQUEL"]}
+            "franchise_scores": [7.9, 8.2], "earlier_works": [{"relation": "PREQUEL", "score": 8.2, "year": 2024}]}
 
 
 def write(tmp_path, obj, name="pitch.json") -> Path:
@@ -109,7 +109,9 @@ BAD_PITCHES = {  # case: (change to a good pitch, field the error must name)
     "empty description": (lambda p: p["characters"][0].update(description=""), "characters[0].description"),
     "no franchise scores": (lambda p: p.pop("franchise_scores"), "franchise_scores"),
     "franchise score off the scale": (lambda p: p.update(franchise_scores=[85]), "franchise_scores"),
-    "unknown relation": (lambda p: p.update(earlier_relations=["Sequel of"]), "earlier_relations"),
+    "unknown relation": (lambda p: p["earlier_works"][0].update(relation="Sequel of"), "earlier_works[0].relation"),
+    "earlier work's score off the scale": (lambda p: p["earlier_works"][0].update(score=82), "earlier_works[0].score"),
+    "relations in the old format": (lambda p: p.update(earlier_relations=["PREQUEL"]), "earlier_relations"),
     "producers not a list": (lambda p: p["metadata"].update(producers="Aniplex"), "metadata.producers"),
 }
 
