@@ -262,12 +262,13 @@ def _direct(works: list, year) -> tuple:
     last = max((w["year"] for w in scored if w["year"] is not None), default=np.nan)
     return len(s), max(s, default=np.nan), np.mean(s) if s else np.nan, best("PREQUEL"), best("PARENT"), year - last
 
-def franchise_table(X) -> pd.DataFrame:
+def franchise_table(X, planned_year: bool = True) -> pd.DataFrame:
     "Count, best, mean and latest of each row's `franchise_scores` (oldest first); of its `earlier_works`, the count of each of `RELATIONS` and `_direct`."
     scores = pd.DataFrame([(len(s), max(s), np.mean(s), s[-1]) if len(s) else (0, np.nan, np.nan, np.nan) for s in X.franchise_scores],
                           index=X.index, columns=["franchise_n", "franchise_best", "franchise_mean", "franchise_latest"])
     relations = pd.DataFrame({f"relation={r}": X.earlier_works.map(lambda ws, r=r: sum(w["relation"] == r for w in ws)) for r in RELATIONS}, index=X.index)
-    year = pd.to_numeric(X.get("year", pd.Series(np.nan, X.index)), errors="coerce").astype(float)
+    # a model without metadata is never given the planned year, so it must not learn from the corpus's
+    year = pd.to_numeric(X.year, errors="coerce").astype(float) if planned_year and "year" in X else pd.Series(np.nan, X.index)
     direct = pd.DataFrame([_direct(ws, t) for ws, t in zip(X.earlier_works, year)], index=X.index,
                           columns=["earlier_n", "earlier_best", "earlier_mean", "earlier_prequel_best", "earlier_parent_best", "earlier_years_since"])
     return pd.concat([scores, relations, direct], axis=1).astype(float)
@@ -332,7 +333,8 @@ class PitchModel(BaseEstimator, RegressorMixin):
 
     def _side(self, X) -> pd.DataFrame | None:
         "Metadata and franchise features of X, for the inputs the model uses (None if neither)."
-        parts = ([self.meta_.transform(X)] if self._uses("metadata") else []) + ([franchise_table(X)] if self._uses("franchise") else [])
+        parts = (([self.meta_.transform(X)] if self._uses("metadata") else []) +
+                 ([franchise_table(X, planned_year=self._uses("metadata"))] if self._uses("franchise") else []))
         return pd.concat(parts, axis=1) if parts else None
 
     def _embed(self, X, cache: bool = True) -> tuple:
