@@ -6,11 +6,12 @@
 __all__ = ['INPUTS', 'CATEGORICAL', 'NUMERIC', 'LISTS', 'META_FIELDS', 'MIN_SYNOPSIS_WORDS', 'FRAME_COLUMNS', 'LGB_PARAMS',
            'MODEL_FORMAT', 'PitchError', 'parse_inputs', 'franchise_scores', 'earlier_works', 'corpus_frame',
            'read_json', 'check_image', 'check_metadata', 'check_characters', 'check_franchise', 'pitch_frame',
-           'MetaFeatures', 'franchise_table', 'embed_texts', 'character_vectors', 'memoised', 'oof_text', 'PitchModel',
-           'explain', 'cv_parts', 'best_weight', 'conformal_quantile', 'interval_coverage', 'train_model',
-           'library_versions', 'card_markdown', 'write_card', 'save_model', 'load_model', 'read_mapper_corpus',
-           'read_any_corpus', 'data_fingerprint', 'with_interval', 'predict_frame', 'mapper_pitches', 'predict_corpus',
-           'train_from_corpus', 'train_cli', 'score_pitch', 'format_result', 'predict_cli', 'bench_latency']
+           'MetaFeatures', 'franchise_table', 'embed_texts', 'character_vectors', 'memoised', 'oof_text',
+           'SynopsisGuess', 'oof_guess', 'PitchModel', 'explain', 'cv_parts', 'best_weight', 'conformal_quantile',
+           'interval_coverage', 'train_model', 'library_versions', 'card_markdown', 'write_card', 'save_model',
+           'load_model', 'read_mapper_corpus', 'read_any_corpus', 'data_fingerprint', 'with_interval', 'predict_frame',
+           'mapper_pitches', 'predict_corpus', 'train_from_corpus', 'train_cli', 'score_pitch', 'format_result',
+           'predict_cli', 'bench_latency']
 
 # %% ../nbs/08_pitch.ipynb #76f89151
 import contextlib, hashlib, json, os, platform, sys, time
@@ -321,6 +322,29 @@ def oof_text(texts, E, y, groups, alpha: float, n_folds: int) -> np.ndarray:
         out[b] = ridge.predict(_text_design(tfidf, texts.iloc[b], E[b]))
     return out
 
+# %% ../nbs/08_pitch.ipynb #c94fb371
+class SynopsisGuess(BaseEstimator):
+    "The pitch metadata `columns` (default: numbers, and categories with at least `min_share` of the training rows) guessed from synopsis vectors."
+    def __init__(self, alpha: float = 10.0, min_share: float = 0.01, columns: list = None):
+        self.alpha, self.min_share, self.columns = alpha, min_share, columns
+    def fit(self, X, E):
+        T = MetaFeatures().fit(X).transform(X).dropna(axis=1, how="all")
+        T = T.reindex(columns=self.columns) if self.columns is not None else T[
+            [c for c in T if c in ("year", "log_episodes", "episode_minutes", "log_total_minutes")
+             or (c.startswith(("type=", "source=", "rating=")) and T[c].mean() >= self.min_share)]]
+        self.columns_, self.mean_, self.std_ = list(T.columns), T.mean(), T.std().replace(0, 1)
+        Z = ((T - self.mean_)/self.std_).fillna(0).to_numpy()  # unknown -> mean
+        self.ridge_ = Ridge(alpha=self.alpha).fit(E, Z) if self.columns_ else None  # training rows without metadata: no guesses
+        return self
+    def transform(self, E, index=None) -> pd.DataFrame:
+        G = self.ridge_.predict(E) if self.ridge_ is not None else np.zeros((len(E), 0))
+        return pd.DataFrame(G, index=index, columns=[f"guess_{c}" for c in self.columns_])
+
+def oof_guess(X, E, groups, n_folds: int, columns: list) -> pd.DataFrame:
+    "Out-of-fold `SynopsisGuess` of `columns` for each row of X, clusters kept whole."
+    folds = GroupKFold(n_folds).split(E, groups=groups)
+    return pd.concat([SynopsisGuess(columns=columns).fit(X.iloc[a], E[a]).transform(E[b], X.index[b]) for a, b in folds]).reindex(X.index)
+
 # %% ../nbs/08_pitch.ipynb #e772f816
 class PitchModel(BaseEstimator, RegressorMixin):
     "Score (1-10) of anime from `corpus_frame`-style rows, using only `inputs`; `fit` needs cluster `groups`."
@@ -343,14 +367,15 @@ class PitchModel(BaseEstimator, RegressorMixin):
         C = character_vectors(X, cache) if self._uses("characters") else None
         return E, C
 
-    def _table(self, X, E, C, text) -> pd.DataFrame:
-        "The tree model's features: metadata, franchise, synopsis components, the text ridge's score, character components."
+    def _table(self, X, E, C, text, guess) -> pd.DataFrame:
+        "The tree model's features: metadata, franchise, synopsis components, the text ridge's score, metadata guessed from the synopsis, character components."
         side = self._side(X)
         parts = [side] if side is not None else []
         if E is not None:
             if self.pca_ is not None: parts.append(pd.DataFrame(self.pca_.transform(E), index=X.index).add_prefix("synopsis_pc"))
             parts.append(pd.Series(text, index=X.index, name="synopsis_text_score"))
             parts.append(np.log1p(X.synopsis.map(_words)).astype(float).rename("synopsis_log_words"))
+        if guess is not None: parts.append(guess)
         if C is not None and self.char_pca_ is not None:
             Z = np.full((len(X), self.char_pca_.n_components_), np.nan)
             has = ~np.isnan(C).any(1)
@@ -388,13 +413,17 @@ class PitchModel(BaseEstimator, RegressorMixin):
             text = memoised(oof_text)(X.synopsis, E, z, groups, self.alpha, self.n_folds)  # never the model's own fit on a row
             n_pca = self.n_pca if self.n_pca is not None else (0 if self._uses("metadata") else 16)  # best on folds
             self.pca_ = PCA(min(n_pca, len(X) - 1), random_state=self.seed).fit(E) if n_pca else None
+        self.guess_ = guess = None
+        if E is not None and not self._uses("metadata"):
+            self.guess_ = SynopsisGuess().fit(X, E)
+            guess = oof_guess(X, E, groups, self.n_folds, self.guess_.columns_)  # the same columns in every fold
         self.char_pca_, self.n_with_characters_ = None, 0
         if C is not None:
             has = ~np.isnan(C).any(1)
             self.n_with_characters_ = int(has.sum())
             if has.sum() > self.n_char_pca: self.char_pca_ = PCA(self.n_char_pca, random_state=self.seed).fit(C[has])
         params = LGB_PARAMS | {"random_state": self.seed, "n_jobs": 1} | (self.lgb_params or {})
-        T = self._table(X, E, C, text)
+        T = self._table(X, E, C, text, guess)
         self.tree_features_ = list(T.columns)  # LightGBM reads an array: studio and genre names may hold any character
         self.gbm_ = lgb.LGBMRegressor(**params).fit(T.to_numpy(float), z)
         L = self._linear_design(X, E)
@@ -412,7 +441,8 @@ class PitchModel(BaseEstimator, RegressorMixin):
     @threadpool_limits.wrap(limits=1, user_api="blas")
     def _parts_on(self, X, E, C) -> tuple:
         text = self.text_.predict(_text_design(self.tfidf_, X.synopsis, E)) if E is not None else None
-        T, L = self._table(X, E, C, text), self._linear_design(X, E)
+        guess = self.guess_.transform(E, X.index) if self.guess_ is not None else None
+        T, L = self._table(X, E, C, text, guess), self._linear_design(X, E)
         return self.gbm_.predict(T.to_numpy(float)), self.linear_.predict(L), T, L
 
     def predict_unit(self, X, cache: bool = True) -> np.ndarray:
@@ -430,6 +460,7 @@ def _group(name: str) -> str:
     if name.startswith("synopsis_pc") or name.startswith("minilm"): return "synopsis meaning (MiniLM)"
     if name == "synopsis_text_score": return "synopsis wording (text model)"
     if name == "synopsis_log_words": return "synopsis length"
+    if name.startswith("guess_"): return "metadata guessed from the synopsis"
     if name.startswith("characters_pc"): return "characters"
     if name.startswith("franchise_"): return "franchise (earlier entries' scores)"
     if name.startswith("relation="): return "relation to earlier works"
@@ -487,7 +518,7 @@ def train_model(X, y, groups, inputs, n_folds: int = 5, coverage: float = 0.8, s
     return model, oof
 
 # %% ../nbs/08_pitch.ipynb #c1cd5fd4
-MODEL_FORMAT = 3  # raised whenever a saved model's features change (2: producers and relations to earlier works; 3: earlier works' scores)
+MODEL_FORMAT = 4  # raised whenever a saved model's features change (2: producers, relations to earlier works; 3: their scores; 4: guesses)
 
 def library_versions() -> dict:
     import animepop, torch
