@@ -7,11 +7,11 @@ __all__ = ['INPUTS', 'CATEGORICAL', 'NUMERIC', 'LISTS', 'META_FIELDS', 'MIN_SYNO
            'MODEL_FORMAT', 'PitchError', 'parse_inputs', 'franchise_scores', 'earlier_works', 'corpus_frame',
            'read_json', 'check_image', 'check_metadata', 'check_characters', 'check_franchise', 'pitch_frame',
            'MetaFeatures', 'franchise_table', 'embed_texts', 'character_vectors', 'memoised', 'oof_text',
-           'SynopsisGuess', 'oof_guess', 'PitchModel', 'explain', 'cv_parts', 'best_weight', 'conformal_quantile',
-           'interval_coverage', 'train_model', 'library_versions', 'card_markdown', 'write_card', 'save_model',
-           'load_model', 'read_mapper_corpus', 'read_any_corpus', 'data_fingerprint', 'with_interval', 'predict_frame',
-           'mapper_pitches', 'predict_corpus', 'train_from_corpus', 'train_cli', 'score_pitch', 'format_result',
-           'predict_cli', 'bench_latency']
+           'guess_targets', 'SynopsisGuess', 'oof_guess', 'PitchModel', 'explain', 'cv_parts', 'best_weight',
+           'conformal_quantile', 'interval_coverage', 'train_model', 'library_versions', 'card_markdown', 'write_card',
+           'save_model', 'load_model', 'read_mapper_corpus', 'read_any_corpus', 'data_fingerprint', 'with_interval',
+           'predict_frame', 'mapper_pitches', 'predict_corpus', 'train_from_corpus', 'train_cli', 'score_pitch',
+           'format_result', 'predict_cli', 'bench_latency']
 
 # %% ../nbs/08_pitch.ipynb #76f89151
 import contextlib, hashlib, json, os, platform, sys, time
@@ -74,12 +74,16 @@ def franchise_scores(anime: pd.DataFrame) -> list:
         for i in members: out[i] = [float(score[j]) for j in members if t[j] < t[i] and not np.isnan(score[j])]
     return out
 
-def _number_or_none(v) -> float | None: return None if v is None or pd.isna(v) else float(v)
+def _clean(v):
+    "None for missing values (NaN, NA), plain Python values otherwise."
+    if isinstance(v, (list, tuple, np.ndarray)): return list(v)
+    if v is None or pd.isna(v): return None
+    return v.item() if hasattr(v, "item") else v
 
 def earlier_works(anime: pd.DataFrame) -> list:
     "For each row of `anime` (with `earlier_ids`, `earlier_relations`): its directly related earlier works as {relation, score, year}, the score and year from `anime` (None for a work not in it)."
     a = anime.set_index("mal_id")
-    score, year = a.score.map(_number_or_none).to_dict(), a.year.map(_number_or_none).to_dict()
+    score, year = a.score.map(_clean).to_dict(), a.year.map(_clean).to_dict()
     return [[{"relation": r, "score": score.get(j), "year": year.get(j)} for j, r in zip(ids, rels)]
             for ids, rels in zip(anime.earlier_ids, anime.earlier_relations)]
 
@@ -130,10 +134,11 @@ def _check_synopsis(s) -> str:
     if _words(s) < MIN_SYNOPSIS_WORDS: raise PitchError("synopsis", f"has {_words(s)} words; at least {MIN_SYNOPSIS_WORDS} are needed")
     return s
 
+def _is_number(v, lo, hi) -> bool: return not isinstance(v, bool) and isinstance(v, (int, float)) and lo <= v <= hi
+
 def _check_number(field: str, v):
     lo, hi = NUMERIC[field]
-    if isinstance(v, bool) or not isinstance(v, (int, float)) or not lo <= v <= hi:
-        raise PitchError(f"metadata.{field}", f"{v!r} is not a number between {lo} and {hi}")
+    if not _is_number(v, lo, hi): raise PitchError(f"metadata.{field}", f"{v!r} is not a number between {lo} and {hi}")
     return float(v)
 
 def _check_known(field: str, v, known) -> str:
@@ -169,8 +174,6 @@ def check_characters(chars, base: Path) -> tuple:
         if c.get("portrait"): ports.append(check_image(base/c["portrait"], f"characters[{i}].portrait"))
     return descs, ports
 
-def _is_number(v, lo, hi) -> bool: return not isinstance(v, bool) and isinstance(v, (int, float)) and lo <= v <= hi
-
 def _check_work(i: int, w) -> dict:
     "One of a pitch's `earlier_works`: {relation, score (optional), year (optional)}, checked."
     field = f"earlier_works[{i}]"
@@ -181,7 +184,7 @@ def _check_work(i: int, w) -> dict:
     score, year = w.get("score"), w.get("year")
     if score is not None and not _is_number(score, 1, 10): raise PitchError(f"{field}.score", f"{score!r} is not a MAL score between 1 and 10")
     if year is not None and not _is_number(year, *NUMERIC["year"]): raise PitchError(f"{field}.year", f"{year!r} is not a year between {NUMERIC['year'][0]} and {NUMERIC['year'][1]}")
-    return {"relation": w["relation"], "score": _number_or_none(score), "year": _number_or_none(year)}
+    return {"relation": w["relation"], "score": score, "year": year}
 
 def check_franchise(pitch: dict) -> tuple:
     "(scores, works) of a pitch's franchise: earlier entries' MAL scores (1 to 10) and its directly related earlier works."
@@ -323,15 +326,16 @@ def oof_text(texts, E, y, groups, alpha: float, n_folds: int) -> np.ndarray:
     return out
 
 # %% ../nbs/08_pitch.ipynb #c94fb371
+def guess_targets(X, min_share: float = 0.01) -> pd.DataFrame:
+    "What `SynopsisGuess` learns to guess: X's planned numbers, and its categories held by at least `min_share` of the rows."
+    T = MetaFeatures().fit(X).transform(X).dropna(axis=1, how="all")
+    return T[[c for c in T if c in ("year", "log_episodes", "episode_minutes", "log_total_minutes")
+              or (c.startswith(("type=", "source=", "rating=")) and T[c].mean() >= min_share)]]
+
 class SynopsisGuess(BaseEstimator):
-    "The pitch metadata `columns` (default: numbers, and categories with at least `min_share` of the training rows) guessed from synopsis vectors."
-    def __init__(self, alpha: float = 10.0, min_share: float = 0.01, columns: list = None):
-        self.alpha, self.min_share, self.columns = alpha, min_share, columns
-    def fit(self, X, E):
-        T = MetaFeatures().fit(X).transform(X).dropna(axis=1, how="all")
-        T = T.reindex(columns=self.columns) if self.columns is not None else T[
-            [c for c in T if c in ("year", "log_episodes", "episode_minutes", "log_total_minutes")
-             or (c.startswith(("type=", "source=", "rating=")) and T[c].mean() >= self.min_share)]]
+    "The columns of a `guess_targets` table, standardised, guessed from synopsis vectors by a ridge."
+    def __init__(self, alpha: float = 10.0): self.alpha = alpha
+    def fit(self, T: pd.DataFrame, E):
         self.columns_, self.mean_, self.std_ = list(T.columns), T.mean(), T.std().replace(0, 1)
         Z = ((T - self.mean_)/self.std_).fillna(0).to_numpy()  # unknown -> mean
         self.ridge_ = Ridge(alpha=self.alpha).fit(E, Z) if self.columns_ else None  # training rows without metadata: no guesses
@@ -340,10 +344,10 @@ class SynopsisGuess(BaseEstimator):
         G = self.ridge_.predict(E) if self.ridge_ is not None else np.zeros((len(E), 0))
         return pd.DataFrame(G, index=index, columns=[f"guess_{c}" for c in self.columns_])
 
-def oof_guess(X, E, groups, n_folds: int, columns: list) -> pd.DataFrame:
-    "Out-of-fold `SynopsisGuess` of `columns` for each row of X, clusters kept whole."
+def oof_guess(T: pd.DataFrame, E, groups, n_folds: int) -> pd.DataFrame:
+    "Out-of-fold `SynopsisGuess` of each row of the targets T, clusters kept whole."
     folds = GroupKFold(n_folds).split(E, groups=groups)
-    return pd.concat([SynopsisGuess(columns=columns).fit(X.iloc[a], E[a]).transform(E[b], X.index[b]) for a, b in folds]).reindex(X.index)
+    return pd.concat([SynopsisGuess().fit(T.iloc[a], E[a]).transform(E[b], T.index[b]) for a, b in folds]).reindex(T.index)
 
 # %% ../nbs/08_pitch.ipynb #e772f816
 class PitchModel(BaseEstimator, RegressorMixin):
@@ -415,8 +419,8 @@ class PitchModel(BaseEstimator, RegressorMixin):
             self.pca_ = PCA(min(n_pca, len(X) - 1), random_state=self.seed).fit(E) if n_pca else None
         self.guess_ = guess = None
         if E is not None and not self._uses("metadata"):
-            self.guess_ = SynopsisGuess().fit(X, E)
-            guess = oof_guess(X, E, groups, self.n_folds, self.guess_.columns_)  # the same columns in every fold
+            targets = guess_targets(X)
+            self.guess_, guess = SynopsisGuess().fit(targets, E), oof_guess(targets, E, groups, self.n_folds)
         self.char_pca_, self.n_with_characters_ = None, 0
         if C is not None:
             has = ~np.isnan(C).any(1)
@@ -598,12 +602,6 @@ def with_interval(model: PitchModel, s, index=None) -> pd.DataFrame:
 def predict_frame(model: PitchModel, X, cache: bool = True) -> pd.DataFrame:
     "score, lo, hi (1-10 scale, `model.coverage_` interval) for each row of X."
     return with_interval(model, model.predict(X, cache), X.index)
-
-def _clean(v):
-    "None for missing values (NaN, NA), plain Python values otherwise."
-    if isinstance(v, (list, tuple, np.ndarray)): return list(v)
-    if v is None or pd.isna(v): return None
-    return v.item() if hasattr(v, "item") else v
 
 def mapper_pitches(path) -> list:
     "(mal_id, pitch dict) for each record of an anime-mapper `.jsonl.gz` file."
