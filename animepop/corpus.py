@@ -5,11 +5,11 @@
 # %% auto #0
 __all__ = ['CORPUS_VERSION', 'ANIME_SCHEMA', 'CHARACTER_SCHEMA', 'RECEPTION_TAGS', 'LABEL_COLUMNS', 'POST_RELEASE_FIELDS',
            'RELATIONS', 'RELATION_NAMES', 'ALWAYS_EARLIER', 'SEASON_ORDER', 'MAL_TYPES', 'BOILERPLATE',
-           'NO_DESCRIPTION', 'conform', 'Corpus', 'air_time', 'earlier_relations', 'read_mal_stats',
+           'NO_DESCRIPTION', 'SYNOPSIS_FLOOR', 'conform', 'Corpus', 'air_time', 'earlier_relations', 'read_mal_stats',
            'read_anime_mapper', 'normalize_title', 'TitleIndex', 'read_sample_records', 'read_character_sample',
-           'read_crawl', 'strip_boilerplate', 'n_words', 'cleaning_steps', 'clean', 'source_files', 'read_sources',
-           'save_corpus', 'read_corpus', 'build_corpus', 'load_corpus', 'score_bin', 'synopsis_table',
-           'description_table', 'per_floor_score', 'plot_per_floor_score']
+           'read_crawl', 'strip_boilerplate', 'n_words', 'cleaning_steps', 'clean', 'short_synopsis_anime',
+           'source_files', 'read_sources', 'save_corpus', 'read_corpus', 'build_corpus', 'load_corpus', 'score_bin',
+           'synopsis_table', 'description_table', 'per_floor_score', 'plot_per_floor_score']
 
 # %% ../nbs/01_corpus.ipynb #2f221e0e
 import collections, gzip, json, re, tempfile, unicodedata
@@ -282,10 +282,13 @@ def cleaning_steps(had_characters: set) -> list:
             ~c.anime.mal_id.isin(had_characters) | c.anime.mal_id.isin(main(c)))),
     ]
 
-def clean(corpus: Corpus) -> tuple:
-    "(cleaned corpus, report): the paper's cleaning with the anime and characters left after each step."
+SYNOPSIS_FLOOR = ("drop anime without synopsis", "drop anime with synopsis under 20 words")
+
+def clean(corpus: Corpus, skip: tuple = ()) -> tuple:
+    "(cleaned corpus, report): the paper's cleaning, less the steps named in `skip`, with the anime and characters left after each step."
     rows = [("raw", len(corpus.anime), len(corpus.characters), 0)]
     for name, step in cleaning_steps(set(corpus.characters.mal_id)):
+        if name in skip: continue
         before, corpus = corpus, step(corpus)
         same_rows = len(before.anime) == len(corpus.anime)
         text = lambda df: df.astype(str).fillna("")  # a row-wise comparison where missing equals missing
@@ -295,6 +298,11 @@ def clean(corpus: Corpus) -> tuple:
     report["anime_removed"] = -report.anime.diff().fillna(0).astype(int)
     report["characters_removed"] = -report.characters.diff().fillna(0).astype(int)
     return corpus, report
+
+def short_synopsis_anime(raw: Corpus, cleaned: Corpus) -> pd.DataFrame:
+    "The anime of `raw` that the cleaning drops only for their synopsis (missing or under 20 words): absent from `cleaned`, kept by every other step."
+    kept = clean(raw, skip=SYNOPSIS_FLOOR)[0].anime
+    return kept[~kept.mal_id.isin(cleaned.anime.mal_id)].reset_index(drop=True)
 
 # %% ../nbs/01_corpus.ipynb #fece18a4
 def source_files(data) -> dict:

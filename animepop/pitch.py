@@ -9,7 +9,7 @@ __all__ = ['INPUTS', 'CATEGORICAL', 'NUMERIC', 'LISTS', 'META_FIELDS', 'MIN_SYNO
            'MetaFeatures', 'franchise_table', 'embed_texts', 'character_vectors', 'memoised', 'oof_text',
            'guess_targets', 'SynopsisGuess', 'oof_guess', 'PitchModel', 'explain', 'cv_parts', 'best_weight',
            'conformal_quantile', 'interval_coverage', 'train_model', 'library_versions', 'card_markdown', 'write_card',
-           'save_model', 'load_model', 'read_mapper_corpus', 'read_any_corpus', 'data_fingerprint', 'with_interval',
+           'save_model', 'load_model', 'read_training_data', 'training_pool', 'data_fingerprint', 'with_interval',
            'predict_frame', 'mapper_pitches', 'predict_corpus', 'train_from_corpus', 'train_cli', 'score_pitch',
            'format_result', 'predict_cli', 'bench_latency']
 
@@ -34,7 +34,7 @@ from sklearn.model_selection import GroupKFold
 from sklearn.preprocessing import StandardScaler
 from threadpoolctl import threadpool_limits
 
-from .config import MODELS, atomic_write, data_dir, result_memo
+from .config import MODELS, atomic_write, data_dir, require_data_dir, result_memo
 from .report import file_sha256
 from .corpus import RECEPTION_TAGS, RELATIONS, Corpus, air_time, read_anime_mapper, strip_boilerplate
 from .score import MinMaxLabelScaler
@@ -511,14 +511,16 @@ def interval_coverage(y, pred, q: float) -> float:
     return float(np.mean(np.abs(np.asarray(y, float) - np.asarray(pred, float)) <= q))
 
 # %% ../nbs/08_pitch.ipynb #b7fbca8e
-def train_model(X, y, groups, inputs, n_folds: int = 5, coverage: float = 0.8, seed: int = 42, **params) -> tuple:
-    "(fitted model, out-of-fold blend predictions): weight and interval half-width chosen on GroupKFold folds."
+def train_model(X, y, groups, inputs, n_folds: int = 5, coverage: float = 0.8, seed: int = 42, scored=None, **params) -> tuple:
+    "(model fitted on all rows, out-of-fold blend predictions of the `scored` rows): weight and interval half-width chosen on those."
+    y = np.asarray(y, float)
+    scored = np.ones(len(y), bool) if scored is None else np.asarray(scored, bool)
     model = PitchModel(inputs=inputs, n_folds=n_folds, seed=seed, **params)
-    parts = cv_parts(model, X, y, groups, n_folds)
-    w = best_weight(parts, y)
+    parts = cv_parts(model, X, y, groups, n_folds)[scored]
+    w = best_weight(parts, y[scored])
     oof = w*parts.tree + (1 - w)*parts.linear
     model.set_params(weight=w).fit(X, y, groups)
-    model.half_width_, model.coverage_ = conformal_quantile(y, oof, coverage), coverage
+    model.half_width_, model.coverage_ = conformal_quantile(y[scored], oof, coverage), coverage
     return model, oof
 
 # %% ../nbs/08_pitch.ipynb #c1cd5fd4
@@ -532,7 +534,8 @@ def library_versions() -> dict:
 def card_markdown(card: dict) -> str:
     "A model card as Markdown."
     lines = [f"# Model card: {card['name']}", "", f"- inputs: {', '.join(card['inputs'])}",
-             f"- trained on: {card['n_train']} anime ({card.get('data', {}).get('description', '')})",
+             f"- trained on: {card['n_train']} anime ({card.get('data', {}).get('description', '')})"
+             + (f", and {card['n_short_synopsis']} short-synopsis anime" if card.get("n_short_synopsis") else ""),
              f"- data sha256: `{card.get('data', {}).get('sha256')}`",
              f"- {round(100*card['coverage'])}% interval: prediction +- {card['half_width']:.3f} points (split conformal, out-of-fold)",
              f"- model.joblib sha256: `{card['sha256']}`", "", "## Parameters", "",
@@ -572,25 +575,41 @@ def load_model(folder) -> tuple:
     return joblib.load(folder/"model.joblib"), card
 
 # %% ../nbs/08_pitch.ipynb #3db470c9
-def read_mapper_corpus(path) -> Corpus:
-    "An anime-mapper `.jsonl.gz` file as a cleaned corpus without characters."
-    from animepop.corpus import CHARACTER_SCHEMA, clean, conform
-    anime = read_anime_mapper(path)
-    return clean(Corpus(anime, conform(pd.DataFrame(columns=list(CHARACTER_SCHEMA)), CHARACTER_SCHEMA)))[0]
+def read_training_data(data=None) -> tuple:
+    "(corpus, its short-synopsis anime) of `data`: an anime-mapper `.jsonl.gz` file, a processed corpus folder (which keeps no short-synopsis anime), or the project's."
+    from animepop.corpus import CHARACTER_SCHEMA, clean, conform, load_corpus, read_corpus, read_sources, short_synopsis_anime
+    if data is None: raw, corpus = read_sources(require_data_dir()), load_corpus()
+    else:
+        p = Path(data)
+        if p.is_dir() and (p/"anime.parquet").is_file():
+            corpus = read_corpus(p)
+            return corpus, corpus.anime.iloc[:0]
+        if not (p.is_file() and p.name.endswith(".jsonl.gz")):
+            raise PitchError("data", f"{p} is neither a processed corpus folder (anime.parquet) nor an anime-mapper .jsonl.gz file")
+        raw = Corpus(read_anime_mapper(p), conform(pd.DataFrame(columns=list(CHARACTER_SCHEMA)), CHARACTER_SCHEMA))
+        corpus = clean(raw)[0]
+    return corpus, short_synopsis_anime(raw, corpus)
 
-def read_any_corpus(data=None) -> Corpus:
-    "The corpus at `data` (processed folder or anime-mapper file), or the project's corpus."
-    from animepop.corpus import load_corpus, read_corpus
-    if data is None: return load_corpus()
-    p = Path(data)
-    if p.is_dir() and (p/"anime.parquet").is_file(): return read_corpus(p)
-    if p.is_file() and p.name.endswith(".jsonl.gz"): return read_mapper_corpus(p)
-    raise PitchError("data", f"{p} is neither a processed corpus folder (anime.parquet) nor an anime-mapper .jsonl.gz file")
+def training_pool(corpus: Corpus, short: pd.DataFrame, split: pd.DataFrame) -> tuple:
+    "(X, y, groups, in_corpus): the train + validation anime of `split` (indexed by mal_id), then the `short` anime connected to no test anime; groups are the clusters of both together."
+    from animepop.split import clusters
+    both = Corpus(pd.concat([corpus.anime, short], ignore_index=True), corpus.characters)
+    cluster = clusters(both)
+    test_clusters = set(cluster[split.index[split.split.eq("test")]])
+    X = corpus_frame(corpus)
+    X = X[split.split.reindex(X.index).isin(["train", "val"]).to_numpy()]
+    # a short anime's franchise features count the short anime too: the corpus anime's stay as a pitch sees them
+    S = corpus_frame(both).loc[short.mal_id]
+    S = S[~cluster[S.index].isin(test_clusters).to_numpy()].assign(synopsis=lambda d: d.synopsis.fillna(""))
+    X = pd.concat([X, S])
+    y = both.anime.set_index("mal_id").score.reindex(X.index).to_numpy(float)
+    return X, y, cluster[X.index].to_numpy(), np.arange(len(X)) < len(X) - len(S)
 
-def data_fingerprint(corpus: Corpus) -> str:
-    "SHA-256 of the anime and characters a model was trained on."
+def data_fingerprint(corpus: Corpus, short: pd.DataFrame = None) -> str:
+    "SHA-256 of the anime, characters and short-synopsis anime a model was trained on."
     h = hashlib.sha256(pd.util.hash_pandas_object(corpus.anime[["mal_id", "synopsis", "score"]], index=False).values.tobytes())
     h.update(pd.util.hash_pandas_object(corpus.characters[["mal_id", "description"]].astype(str), index=False).values.tobytes())
+    if short is not None and len(short): h.update(pd.util.hash_pandas_object(short[["mal_id", "synopsis", "score"]], index=False).values.tobytes())
     return h.hexdigest()
 
 # %% ../nbs/08_pitch.ipynb #1a3bdd23
@@ -635,22 +654,21 @@ def _fail(tool: str, e: Exception):
     sys.exit(2)
 
 def train_from_corpus(corpus: Corpus, inputs: tuple, out, n_folds: int = 5, coverage: float = 0.8, seed: int = 42,
-                      name: str = None, data_desc: str = "") -> tuple:
-    "Train on the train + validation anime of `corpus`'s split and save the model with its card in `out`."
+                      name: str = None, data_desc: str = "", short: pd.DataFrame = None) -> tuple:
+    "Train on the train + validation anime of `corpus`'s split (and the `short` anime) and save the model with its card in `out`."
     from animepop.evaluate import metrics_with_ci
     from animepop.split import assign_splits
     split = assign_splits(corpus, seed=seed).set_index("mal_id")
-    X = corpus_frame(corpus)
-    keep = split.split.reindex(X.index).isin(["train", "val"]).to_numpy()
-    X, y = X[keep], corpus.anime.set_index("mal_id").score.reindex(X.index[keep]).to_numpy(float)
-    groups = split.cluster.reindex(X.index).to_numpy()
-    model, oof = train_model(X, y, groups, inputs, n_folds=n_folds, coverage=coverage, seed=seed)
+    short = corpus.anime.iloc[:0] if short is None else short
+    X, y, groups, in_corpus = training_pool(corpus, short, split)
+    model, oof = train_model(X, y, groups, inputs, n_folds=n_folds, coverage=coverage, seed=seed, scored=in_corpus)
+    y = y[in_corpus]
     unit = MinMaxLabelScaler().fit(y)
     ci = metrics_with_ci(unit.transform(y), unit.transform(oof), n_boot=200, seed=seed)
-    card = {"name": name or Path(out).name, "inputs": list(inputs), "n_train": int(len(y)),
+    card = {"name": name or Path(out).name, "inputs": list(inputs), "n_train": int(len(y)), "n_short_synopsis": int((~in_corpus).sum()),
             "n_with_characters": model.n_with_characters_, "coverage": coverage, "half_width": model.half_width_,
             "oof_coverage": interval_coverage(y, oof, model.half_width_),
-            "data": {"sha256": data_fingerprint(corpus), "description": data_desc, "anime": int(len(corpus.anime))},
+            "data": {"sha256": data_fingerprint(corpus, short), "description": data_desc, "anime": int(len(corpus.anime))},
             "metrics": {f"out-of-fold on the training anime (GroupKFold {n_folds}, 0-1 scale)": ci.to_dict("list")}}
     return model, save_model(model, out, card)
 
@@ -665,10 +683,10 @@ def train_cli(inputs: Param("comma-separated inputs among synopsis,metadata,char
     try:
         ins = parse_inputs(inputs)
         if not 0 < coverage < 1: raise PitchError("coverage", f"{coverage} is not between 0 and 1")
-        corpus = read_any_corpus(data)
+        corpus, short = read_training_data(data)
         out = Path(out or MODELS/f"pitch-{'-'.join(ins)}")
         t = time.time()
-        model, folder = train_from_corpus(corpus, ins, out, folds, coverage, seed, data_desc=str(data or "project corpus"))
+        model, folder = train_from_corpus(corpus, ins, out, folds, coverage, seed, data_desc=str(data or "project corpus"), short=short)
     except (PitchError, OSError) as e: _fail("animepop_train", e)
     print(f"trained a {', '.join(ins)} model in {time.time() - t:.0f} s: {folder} (card: {folder/'card.md'})")
 

@@ -87,6 +87,21 @@ def test_predict_corpus(model_dir, shared_data, tmp_path):
     assert len(c) + r.stderr.count("skipped mal_id") == 30  # every record scored or reported
 
 
+def test_train_from_mapper_file(shared_data, tmp_path):
+    "A mapper file trains on its corpus and, beside it, on the scored anime that only the synopsis floor drops."
+    lines = gzip.open(shared_data/"anime-mapper"/"anime.jsonl.gz", "rt").readlines()[:600]
+    with gzip.open(tmp_path/"few.jsonl.gz", "wt") as f: f.writelines(lines)
+    records = [json.loads(line) for line in lines]
+    scored = [r for r in records if (r.get("score") or {}).get("malScore") is not None]
+    n_long = sum(len((r.get("synopsis") or "").split()) >= 20 for r in scored)
+    r = run("animepop_train", "--inputs", "metadata,franchise", "--data", tmp_path/"few.jsonl.gz", "--out", tmp_path/"m", "--folds", 2)
+    assert r.returncode == 0, r.stderr
+    card = json.loads((tmp_path/"m"/"card.json").read_text())
+    assert 0 < card["n_short_synopsis"] <= len(scored) - n_long  # test-connected short anime are left out
+    assert 0 < card["n_train"] < n_long  # train + validation of the file's own split
+    assert "short-synopsis anime" in (tmp_path/"m"/"card.md").read_text()
+
+
 def bad(r: subprocess.CompletedProcess, field: str):
     assert r.returncode == 2, (r.returncode, r.stdout, r.stderr)
     assert "Traceback" not in r.stderr and r.stderr.strip().count("\n") == 0, r.stderr
