@@ -9,9 +9,9 @@ __all__ = ['INPUTS', 'CATEGORICAL', 'NUMERIC', 'LISTS', 'META_FIELDS', 'MIN_SYNO
            'MetaFeatures', 'franchise_table', 'embed_texts', 'character_vectors', 'memoised', 'oof_text',
            'guess_targets', 'SynopsisGuess', 'oof_guess', 'PitchModel', 'explain', 'cv_parts', 'best_weight',
            'conformal_quantile', 'interval_coverage', 'train_model', 'library_versions', 'card_markdown', 'write_card',
-           'save_model', 'load_model', 'read_training_data', 'training_pool', 'data_fingerprint', 'with_interval',
-           'predict_frame', 'mapper_pitches', 'predict_corpus', 'train_from_corpus', 'train_cli', 'score_pitch',
-           'format_result', 'predict_cli', 'bench_latency']
+           'save_model', 'load_model', 'read_training_data', 'with_short', 'training_pool', 'data_fingerprint',
+           'with_interval', 'predict_frame', 'mapper_pitches', 'predict_corpus', 'train_from_corpus', 'train_cli',
+           'score_pitch', 'format_result', 'predict_cli', 'bench_latency']
 
 # %% ../nbs/08_pitch.ipynb #76f89151
 import contextlib, hashlib, json, os, platform, sys, time
@@ -590,20 +590,19 @@ def read_training_data(data=None) -> tuple:
         corpus = clean(raw)[0]
     return corpus, short_synopsis_anime(raw, corpus)
 
-def training_pool(corpus: Corpus, short: pd.DataFrame, split: pd.DataFrame) -> tuple:
-    "(X, y, groups, in_corpus): the train + validation anime of `split` (indexed by mal_id), then the `short` anime connected to no test anime; groups are the clusters of both together."
+def with_short(corpus: Corpus, short: pd.DataFrame) -> Corpus:
+    "`corpus` and its `short` anime in one corpus: their links and scores then count in everyone's franchise features, as in a pitch's."
+    return Corpus(pd.concat([corpus.anime, short.assign(synopsis=short.synopsis.fillna(""))], ignore_index=True), corpus.characters)
+
+def training_pool(both: Corpus, split: pd.DataFrame) -> tuple:
+    "(X, y, groups, in_split): the train + validation anime of `split`, and the anime of `both` outside it connected to no test anime; groups are `both`'s clusters."
     from animepop.split import clusters
-    both = Corpus(pd.concat([corpus.anime, short], ignore_index=True), corpus.characters)
-    cluster = clusters(both)
-    test_clusters = set(cluster[split.index[split.split.eq("test")]])
-    X = corpus_frame(corpus)
-    X = X[split.split.reindex(X.index).isin(["train", "val"]).to_numpy()]
-    # a short anime's franchise features count the short anime too: the corpus anime's stay as a pitch sees them
-    S = corpus_frame(both).loc[short.mal_id]
-    S = S[~cluster[S.index].isin(test_clusters).to_numpy()].assign(synopsis=lambda d: d.synopsis.fillna(""))
-    X = pd.concat([X, S])
-    y = both.anime.set_index("mal_id").score.reindex(X.index).to_numpy(float)
-    return X, y, cluster[X.index].to_numpy(), np.arange(len(X)) < len(X) - len(S)
+    X, cluster = corpus_frame(both), clusters(both)
+    part = split.split.reindex(X.index)  # NaN for the anime outside the split
+    test_clusters = set(cluster[part.eq("test").to_numpy()])
+    keep = (part.isin(["train", "val"]) | (part.isna() & ~cluster.reindex(X.index).isin(test_clusters))).to_numpy()
+    y = both.anime.set_index("mal_id").score.reindex(X.index[keep]).to_numpy(float)
+    return X[keep], y, cluster.reindex(X.index[keep]).to_numpy(), part.notna().to_numpy()[keep]
 
 def data_fingerprint(corpus: Corpus, short: pd.DataFrame = None) -> str:
     "SHA-256 of the anime, characters and short-synopsis anime a model was trained on."
@@ -660,7 +659,7 @@ def train_from_corpus(corpus: Corpus, inputs: tuple, out, n_folds: int = 5, cove
     from animepop.split import assign_splits
     split = assign_splits(corpus, seed=seed).set_index("mal_id")
     short = corpus.anime.iloc[:0] if short is None else short
-    X, y, groups, in_corpus = training_pool(corpus, short, split)
+    X, y, groups, in_corpus = training_pool(with_short(corpus, short), split)
     model, oof = train_model(X, y, groups, inputs, n_folds=n_folds, coverage=coverage, seed=seed, scored=in_corpus)
     y = y[in_corpus]
     unit = MinMaxLabelScaler().fit(y)
