@@ -597,12 +597,11 @@ def with_short(corpus: Corpus, short: pd.DataFrame) -> Corpus:
 def training_pool(both: Corpus, split: pd.DataFrame) -> tuple:
     "(X, y, groups, in_split): the train + validation anime of `split`, and the anime of `both` outside it connected to no test anime; groups are `both`'s clusters."
     from animepop.split import clusters
-    X, cluster = corpus_frame(both), clusters(both)
-    part = split.split.reindex(X.index)  # NaN for the anime outside the split
-    test_clusters = set(cluster[part.eq("test").to_numpy()])
-    keep = (part.isin(["train", "val"]) | (part.isna() & ~cluster.reindex(X.index).isin(test_clusters))).to_numpy()
+    X = corpus_frame(both)
+    cluster, part = clusters(both).reindex(X.index), split.split.reindex(X.index)  # part: NaN for the anime outside the split
+    keep = (part.isin(["train", "val"]) | (part.isna() & ~cluster.isin(set(cluster[part.eq("test")])))).to_numpy()
     y = both.anime.set_index("mal_id").score.reindex(X.index[keep]).to_numpy(float)
-    return X[keep], y, cluster.reindex(X.index[keep]).to_numpy(), part.notna().to_numpy()[keep]
+    return X[keep], y, cluster.to_numpy()[keep], part.notna().to_numpy()[keep]
 
 def data_fingerprint(corpus: Corpus, short: pd.DataFrame = None) -> str:
     "SHA-256 of the anime, characters and short-synopsis anime a model was trained on."
