@@ -10,8 +10,8 @@ __all__ = ['INPUTS', 'CATEGORICAL', 'NUMERIC', 'LISTS', 'META_FIELDS', 'MIN_SYNO
            'guess_targets', 'SynopsisGuess', 'oof_guess', 'PitchModel', 'explain', 'cv_parts', 'best_weight',
            'conformal_quantile', 'interval_coverage', 'train_model', 'library_versions', 'card_markdown', 'write_card',
            'save_model', 'load_model', 'read_training_data', 'with_short', 'training_pool', 'data_fingerprint',
-           'with_interval', 'predict_frame', 'mapper_pitches', 'predict_corpus', 'train_from_corpus', 'train_cli',
-           'score_pitch', 'format_result', 'predict_cli', 'bench_latency']
+           'with_interval', 'predict_frame', 'mapper_pitches', 'predict_corpus', 'training_card', 'train_from_corpus',
+           'train_cli', 'score_pitch', 'format_result', 'predict_cli', 'bench_latency']
 
 # %% ../nbs/08_pitch.ipynb #76f89151
 import contextlib, hashlib, json, os, platform, sys, time
@@ -603,11 +603,11 @@ def training_pool(both: Corpus, split: pd.DataFrame) -> tuple:
     y = both.anime.set_index("mal_id").score.reindex(X.index[keep]).to_numpy(float)
     return X[keep], y, cluster.to_numpy()[keep], part.notna().to_numpy()[keep]
 
-def data_fingerprint(corpus: Corpus, short: pd.DataFrame = None) -> str:
+def data_fingerprint(corpus: Corpus, short: pd.DataFrame) -> str:
     "SHA-256 of the anime, characters and short-synopsis anime a model was trained on."
     h = hashlib.sha256(pd.util.hash_pandas_object(corpus.anime[["mal_id", "synopsis", "score"]], index=False).values.tobytes())
     h.update(pd.util.hash_pandas_object(corpus.characters[["mal_id", "description"]].astype(str), index=False).values.tobytes())
-    if short is not None and len(short): h.update(pd.util.hash_pandas_object(short[["mal_id", "synopsis", "score"]], index=False).values.tobytes())
+    if len(short): h.update(pd.util.hash_pandas_object(short[["mal_id", "synopsis", "score"]], index=False).values.tobytes())
     return h.hexdigest()
 
 # %% ../nbs/08_pitch.ipynb #1a3bdd23
@@ -651,23 +651,27 @@ def _fail(tool: str, e: Exception):
     print(f"{tool}: error: {e}", file=sys.stderr)
     sys.exit(2)
 
-def train_from_corpus(corpus: Corpus, inputs: tuple, out, n_folds: int = 5, coverage: float = 0.8, seed: int = 42,
-                      name: str = None, data_desc: str = "", short: pd.DataFrame = None) -> tuple:
-    "Train on the train + validation anime of `corpus`'s split (and the `short` anime) and save the model with its card in `out`."
+def training_card(name: str, model: PitchModel, y, oof, corpus: Corpus, short: pd.DataFrame, data_desc: str, n_short: int,
+                  n_folds: int, seed: int, n_boot: int = 200) -> dict:
+    "What every model card holds: inputs, training anime (`y`, `oof` of the scored ones), interval, data, out-of-fold metrics (0-1 scale)."
     from animepop.evaluate import metrics_with_ci
-    from animepop.split import assign_splits
-    split = assign_splits(corpus, seed=seed).set_index("mal_id")
-    short = corpus.anime.iloc[:0] if short is None else short
-    X, y, groups, in_corpus = training_pool(with_short(corpus, short), split)
-    model, oof = train_model(X, y, groups, inputs, n_folds=n_folds, coverage=coverage, seed=seed, scored=in_corpus)
-    y = y[in_corpus]
     unit = MinMaxLabelScaler().fit(y)
-    ci = metrics_with_ci(unit.transform(y), unit.transform(oof), n_boot=200, seed=seed)
-    card = {"name": name or Path(out).name, "inputs": list(inputs), "n_train": int(len(y)), "n_short_synopsis": int((~in_corpus).sum()),
-            "n_with_characters": model.n_with_characters_, "coverage": coverage, "half_width": model.half_width_,
+    ci = metrics_with_ci(unit.transform(y), unit.transform(oof), n_boot=n_boot, seed=seed)
+    return {"name": name, "inputs": list(model.inputs), "n_train": int(len(y)), "n_short_synopsis": int(n_short),
+            "n_with_characters": model.n_with_characters_, "coverage": model.coverage_, "half_width": model.half_width_,
             "oof_coverage": interval_coverage(y, oof, model.half_width_),
             "data": {"sha256": data_fingerprint(corpus, short), "description": data_desc, "anime": int(len(corpus.anime))},
             "metrics": {f"out-of-fold on the training anime (GroupKFold {n_folds}, 0-1 scale)": ci.to_dict("list")}}
+
+def train_from_corpus(corpus: Corpus, inputs: tuple, out, n_folds: int = 5, coverage: float = 0.8, seed: int = 42,
+                      name: str = None, data_desc: str = "", short: pd.DataFrame = None) -> tuple:
+    "Train on the train + validation anime of `corpus`'s split (and the `short` anime) and save the model with its card in `out`."
+    from animepop.split import assign_splits
+    split = assign_splits(corpus, seed=seed).set_index("mal_id")
+    short = corpus.anime.iloc[:0] if short is None else short
+    X, y, groups, in_split = training_pool(with_short(corpus, short), split)
+    model, oof = train_model(X, y, groups, inputs, n_folds=n_folds, coverage=coverage, seed=seed, scored=in_split)
+    card = training_card(name or Path(out).name, model, y[in_split], oof, corpus, short, data_desc, (~in_split).sum(), n_folds, seed)
     return model, save_model(model, out, card)
 
 @call_parse
