@@ -8,8 +8,8 @@ __all__ = ['CORPUS_VERSION', 'ANIME_SCHEMA', 'CHARACTER_SCHEMA', 'RECEPTION_TAGS
            'NO_DESCRIPTION', 'SYNOPSIS_FLOOR', 'conform', 'Corpus', 'air_time', 'earlier_relations', 'read_mal_stats',
            'read_anime_mapper', 'normalize_title', 'TitleIndex', 'read_sample_records', 'read_character_sample',
            'read_crawl', 'strip_boilerplate', 'n_words', 'cleaning_steps', 'clean', 'short_synopsis_anime',
-           'source_files', 'read_sources', 'save_corpus', 'read_corpus', 'build_corpus', 'load_corpus', 'score_bin',
-           'synopsis_table', 'description_table', 'per_floor_score', 'plot_per_floor_score']
+           'source_files', 'read_sources', 'save_corpus', 'read_corpus', 'read_short_synopsis', 'build_corpus',
+           'load_corpus', 'score_bin', 'synopsis_table', 'description_table', 'per_floor_score', 'plot_per_floor_score']
 
 # %% ../nbs/01_corpus.ipynb #2f221e0e
 import collections, gzip, json, re, tempfile, unicodedata
@@ -23,7 +23,7 @@ from .config import PROCESSED, atomic_write, require_data_dir
 from .report import file_sha256
 
 # %% ../nbs/01_corpus.ipynb #94df9743
-CORPUS_VERSION = "1.4"
+CORPUS_VERSION = "1.5"
 
 ANIME_SCHEMA = {
     "mal_id": "int64", "title": "str", "title_english": "str", "synopsis": "str",
@@ -228,7 +228,7 @@ def read_crawl(folder) -> Corpus:
     folder = Path(folder)
     anime, chars = _read_jsonl(folder/"anime.jsonl"), _read_jsonl(folder/"characters.jsonl")
     if len(anime):
-        rels = anime.get("related", pd.Series([[]]*len(anime))).map(lambda rs: [r for r in rs or [] if r.get("mal_id")])
+        rels = anime.get("related", pd.Series([[]]*len(anime))).map(lambda rs: [r for r in (rs if isinstance(rs, list) else []) if r.get("mal_id")])  # NaN: a record without relations
         anime["related"] = rels.map(lambda rs: [r["mal_id"] for r in rs])
         anime["relation_types"] = rels.map(lambda rs: [r.get("relation") for r in rs])
         for c in ("year", "season"): anime[c] = anime.get(c)  # a crawl's records may lack a date
@@ -326,11 +326,12 @@ def read_sources(data) -> Corpus:
 def _fingerprint(data) -> dict:
     return {k: {"path": str(p), "sha256": file_sha256(p)} for k, p in source_files(data).items()}
 
-def save_corpus(corpus: Corpus, out, sources: dict, report: pd.DataFrame = None) -> Path:
-    "Write the corpus as Parquet under `out` with its `corpus.json`; returns the JSON path."
+def save_corpus(corpus: Corpus, out, sources: dict, report: pd.DataFrame = None, short: pd.DataFrame = None) -> Path:
+    "Write the corpus (and its `short` synopsis anime) as Parquet under `out` with its `corpus.json`; returns the JSON path."
     out = Path(out); out.mkdir(parents=True, exist_ok=True)
     meta = {"version": CORPUS_VERSION, "sources": sources, "files": {}}
-    for name, df in [("anime", corpus.anime), ("characters", corpus.characters)]:
+    tables = [("anime", corpus.anime), ("characters", corpus.characters)] + ([("short_synopsis", short)] if short is not None else [])
+    for name, df in tables:
         path = out/f"{name}.parquet"
         with atomic_write(path) as tmp: df.to_parquet(tmp, index=False)
         meta["files"][path.name] = {"sha256": file_sha256(path), "rows": len(df)}
@@ -344,18 +345,25 @@ def read_corpus(folder) -> Corpus:
     folder = Path(folder)
     return Corpus(pd.read_parquet(folder/"anime.parquet"), pd.read_parquet(folder/"characters.parquet"))
 
+def read_short_synopsis(folder) -> pd.DataFrame:
+    "The short-synopsis anime stored under `folder` by `save_corpus`; none (an empty table) for a corpus saved without them."
+    path = Path(folder)/"short_synopsis.parquet"
+    return pd.read_parquet(path) if path.exists() else conform(pd.DataFrame(columns=list(ANIME_SCHEMA)), ANIME_SCHEMA)
+
 def build_corpus(data=None, out=None) -> Corpus:
     "Read, clean and store the corpus of `data` (default `require_data_dir()`) under `out` (default PROCESSED)."
     data = Path(data) if data is not None else require_data_dir()
-    corpus, report = clean(read_sources(data))
-    save_corpus(corpus, out or PROCESSED, _fingerprint(data), report)
+    raw = read_sources(data)
+    corpus, report = clean(raw)
+    save_corpus(corpus, out or PROCESSED, _fingerprint(data), report, short_synopsis_anime(raw, corpus))
     return corpus
 
 def _is_current(out: Path, data: Path) -> bool:
     meta_path = out/"corpus.json"
-    if not meta_path.exists() or not all((out/f).exists() for f in ("anime.parquet", "characters.parquet")): return False
+    if not meta_path.exists(): return False
     meta = json.loads(meta_path.read_text())
-    return meta.get("version") == CORPUS_VERSION and meta.get("sources") == _fingerprint(data)
+    return (meta.get("version") == CORPUS_VERSION and meta.get("sources") == _fingerprint(data)
+            and all((out/f).exists() for f in meta["files"]))
 
 def load_corpus(rebuild: bool = False, data=None, out=None) -> Corpus:
     "The cleaned canonical corpus, from the cache in `out` (default PROCESSED), built when missing or out of date."

@@ -34,7 +34,7 @@ from sklearn.model_selection import GroupKFold
 from sklearn.preprocessing import StandardScaler
 from threadpoolctl import threadpool_limits
 
-from .config import MODELS, atomic_write, data_dir, require_data_dir, result_memo
+from .config import MODELS, PROCESSED, atomic_write, data_dir, result_memo
 from .report import file_sha256
 from .corpus import RECEPTION_TAGS, RELATIONS, Corpus, air_time, read_anime_mapper, strip_boilerplate
 from .score import MinMaxLabelScaler
@@ -576,18 +576,15 @@ def load_model(folder) -> tuple:
 
 # %% ../nbs/08_pitch.ipynb #3db470c9
 def read_training_data(data=None) -> tuple:
-    "(corpus, its short-synopsis anime) of `data`: an anime-mapper `.jsonl.gz` file, a processed corpus folder (which keeps no short-synopsis anime), or the project's."
-    from animepop.corpus import CHARACTER_SCHEMA, clean, conform, load_corpus, read_corpus, read_sources, short_synopsis_anime
-    if data is None: raw, corpus = read_sources(require_data_dir()), load_corpus()
-    else:
-        p = Path(data)
-        if p.is_dir() and (p/"anime.parquet").is_file():
-            corpus = read_corpus(p)
-            return corpus, corpus.anime.iloc[:0]
-        if not (p.is_file() and p.name.endswith(".jsonl.gz")):
-            raise PitchError("data", f"{p} is neither a processed corpus folder (anime.parquet) nor an anime-mapper .jsonl.gz file")
-        raw = Corpus(read_anime_mapper(p), conform(pd.DataFrame(columns=list(CHARACTER_SCHEMA)), CHARACTER_SCHEMA))
-        corpus = clean(raw)[0]
+    "(corpus, its short-synopsis anime) of `data`: a processed corpus folder, an anime-mapper `.jsonl.gz` file, or by default the project's."
+    from animepop.corpus import CHARACTER_SCHEMA, clean, conform, load_corpus, read_corpus, read_short_synopsis, short_synopsis_anime
+    if data is None: return load_corpus(), read_short_synopsis(PROCESSED)
+    p = Path(data)
+    if p.is_dir() and (p/"anime.parquet").is_file(): return read_corpus(p), read_short_synopsis(p)
+    if not (p.is_file() and p.name.endswith(".jsonl.gz")):
+        raise PitchError("data", f"{p} is neither a processed corpus folder (anime.parquet) nor an anime-mapper .jsonl.gz file")
+    raw = Corpus(read_anime_mapper(p), conform(pd.DataFrame(columns=list(CHARACTER_SCHEMA)), CHARACTER_SCHEMA))
+    corpus = clean(raw)[0]
     return corpus, short_synopsis_anime(raw, corpus)
 
 def with_short(corpus: Corpus, short: pd.DataFrame) -> Corpus:

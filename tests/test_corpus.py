@@ -5,8 +5,8 @@ import pandas as pd
 import pytest
 
 from animepop.config import PROCESSED
-from animepop.corpus import (POST_RELEASE_FIELDS, RECEPTION_TAGS, ANIME_SCHEMA, Corpus, clean, load_corpus,
-                             read_corpus, read_crawl, read_sources)
+from animepop.corpus import (POST_RELEASE_FIELDS, RECEPTION_TAGS, ANIME_SCHEMA, Corpus, clean, load_corpus, n_words,
+                             read_corpus, read_crawl, read_short_synopsis, read_sources, short_synopsis_anime)
 
 # Hand-checked against the sample's descriptions: (sample name, MAL id it must link to).
 FAMOUS = [("Doraemon", 501), ("Monkey D. Luffy", 21), ("Sanji", 21), ("Light Yagami", 1535), ("Ryuk", 1535),
@@ -42,6 +42,14 @@ def test_cleaning_report(cleaned):
     assert 10_000 <= len(corpus.anime) <= 13_000
     assert (corpus.anime.synopsis.str.split().str.len() >= 20).all() and corpus.anime.score.between(1, 10).all()
     assert not corpus.anime.synopsis.str.contains(r"\[Written by|\(Source:", regex=True).any()
+
+
+def test_short_synopsis_stored(raw, cleaned):
+    corpus, _ = cleaned
+    short = read_short_synopsis(PROCESSED)
+    assert 4_000 <= len(short) <= 5_000 and not short.mal_id.isin(corpus.anime.mal_id).any()
+    assert (n_words(short.synopsis) < 20).all() and short.score.notna().all()
+    assert short.mal_id.tolist() == short_synopsis_anime(raw, corpus).mal_id.tolist()
 
 
 def test_no_post_release_fields(cleaned):

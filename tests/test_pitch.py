@@ -19,8 +19,9 @@ def run(tool: str, *args) -> subprocess.CompletedProcess:
 
 @pytest.fixture(scope="session")
 def slice_dir(tmp_path_factory, shared_data) -> Path:
-    "A processed corpus of 260 real anime, 30 of them with characters (and portraits)."
-    from animepop.corpus import load_corpus
+    "A processed corpus of 260 real anime, 30 of them with characters (and portraits), and 40 short-synopsis anime."
+    from animepop.config import PROCESSED
+    from animepop.corpus import load_corpus, read_short_synopsis
     c = load_corpus()
     with_chars = c.characters.mal_id.unique()[:30]
     others = c.anime.mal_id[~c.anime.mal_id.isin(c.characters.mal_id)].iloc[:230]
@@ -28,6 +29,7 @@ def slice_dir(tmp_path_factory, shared_data) -> Path:
     d = tmp_path_factory.mktemp("corpus")
     c.anime[c.anime.mal_id.isin(ids)].to_parquet(d/"anime.parquet")
     c.characters[c.characters.mal_id.isin(ids)].to_parquet(d/"characters.parquet")
+    read_short_synopsis(PROCESSED).iloc[:40].to_parquet(d/"short_synopsis.parquet")
     return d
 
 
@@ -61,6 +63,7 @@ def test_model_folder(model_dir):
     card = json.loads((model_dir/"card.json").read_text())
     assert card["inputs"] == ["synopsis", "metadata", "characters", "franchise"] and card["n_with_characters"] > 0
     assert {"scikit-learn", "lightgbm"} <= set(card["versions"]) and card["data"]["sha256"]
+    assert 0 < card["n_short_synopsis"] <= 40  # a processed folder's short-synopsis anime train the model
     assert (model_dir/"model.sha256").read_text().split()[0] == card["sha256"]
 
 
