@@ -4,9 +4,9 @@
 
 # %% auto #0
 __all__ = ['INPUTS', 'CATEGORICAL', 'NUMERIC', 'LISTS', 'META_FIELDS', 'MIN_SYNOPSIS_WORDS', 'FRAME_COLUMNS', 'LGB_PARAMS',
-           'MODEL_FORMAT', 'PitchError', 'parse_inputs', 'franchise_scores', 'earlier_works', 'corpus_frame',
-           'read_json', 'check_image', 'check_metadata', 'check_characters', 'check_franchise', 'pitch_frame',
-           'MetaFeatures', 'franchise_table', 'embed_texts', 'character_vectors', 'memoised', 'oof_text',
+           'CAT_PARAMS', 'MODEL_FORMAT', 'PitchError', 'parse_inputs', 'franchise_scores', 'earlier_works',
+           'corpus_frame', 'read_json', 'check_image', 'check_metadata', 'check_characters', 'check_franchise',
+           'pitch_frame', 'MetaFeatures', 'franchise_table', 'embed_texts', 'character_vectors', 'memoised', 'oof_text',
            'guess_targets', 'SynopsisGuess', 'oof_guess', 'PitchModel', 'explain', 'cv_parts', 'best_weight',
            'conformal_quantile', 'interval_coverage', 'train_model', 'library_versions', 'card_markdown', 'write_card',
            'save_model', 'load_model', 'read_training_data', 'with_short', 'training_pool', 'data_fingerprint',
@@ -17,6 +17,7 @@ __all__ = ['INPUTS', 'CATEGORICAL', 'NUMERIC', 'LISTS', 'META_FIELDS', 'MIN_SYNO
 import contextlib, hashlib, json, os, platform, sys, time
 from pathlib import Path
 
+import catboost
 import joblib
 import lightgbm as lgb
 import numpy as np
@@ -300,6 +301,7 @@ def character_vectors(X, cache: bool = True) -> np.ndarray:
 # %% ../nbs/08_pitch.ipynb #c0e23a9c
 LGB_PARAMS = dict(n_estimators=1500, learning_rate=0.02, num_leaves=31, min_child_samples=20, subsample=0.8,
                   subsample_freq=1, colsample_bytree=0.5, reg_lambda=1.0, verbose=-1)
+CAT_PARAMS = dict(iterations=1000, learning_rate=0.1, depth=6, l2_leaf_reg=3.0, verbose=0, allow_writing_files=False)
 
 def _tfidf() -> TfidfVectorizer:
     return TfidfVectorizer(ngram_range=(1, 2), min_df=3, max_features=30000, sublinear_tf=True, stop_words="english")
@@ -353,9 +355,9 @@ def oof_guess(T: pd.DataFrame, E, groups, n_folds: int) -> pd.DataFrame:
 class PitchModel(BaseEstimator, RegressorMixin):
     "Score (1-10) of anime from `corpus_frame`-style rows, using only `inputs`; `fit` needs cluster `groups`."
     def __init__(self, inputs=("synopsis", "metadata"), alpha: float = 3.0, n_pca: int = None, n_char_pca: int = 8,
-                 weight: float = 0.8, n_folds: int = 5, lgb_params: dict = None, seed: int = 42):
+                 weight: float = 0.8, n_folds: int = 5, lgb_params: dict = None, cat_params: dict = None, seed: int = 42):
         self.inputs, self.alpha, self.n_pca, self.n_char_pca = inputs, alpha, n_pca, n_char_pca
-        self.weight, self.n_folds, self.lgb_params, self.seed = weight, n_folds, lgb_params, seed
+        self.weight, self.n_folds, self.lgb_params, self.cat_params, self.seed = weight, n_folds, lgb_params, cat_params, seed
 
     def _uses(self, name) -> bool: return name in self.inputs
 
@@ -426,10 +428,11 @@ class PitchModel(BaseEstimator, RegressorMixin):
             has = ~np.isnan(C).any(1)
             self.n_with_characters_ = int(has.sum())
             if has.sum() > self.n_char_pca: self.char_pca_ = PCA(self.n_char_pca, random_state=self.seed).fit(C[has])
-        params = LGB_PARAMS | {"random_state": self.seed, "n_jobs": 1} | (self.lgb_params or {})
         T = self._table(X, E, C, text, guess)
-        self.tree_features_ = list(T.columns)  # LightGBM reads an array: studio and genre names may hold any character
-        self.gbm_ = lgb.LGBMRegressor(**params).fit(T.to_numpy(float), z)
+        self.tree_features_ = list(T.columns)  # the trees read an array: studio and genre names may hold any character
+        A = T.to_numpy(float)
+        self.lightgbm_ = lgb.LGBMRegressor(**LGB_PARAMS | {"random_state": self.seed, "n_jobs": 1} | (self.lgb_params or {})).fit(A, z)
+        self.catboost_ = catboost.CatBoostRegressor(**CAT_PARAMS | {"random_seed": self.seed, "thread_count": 1} | (self.cat_params or {})).fit(A, z)
         L = self._linear_design(X, E)
         self.linear_ = Ridge(alpha=self.alpha).fit(L, z)
         self.linear_mean_ = np.asarray(L.mean(0)).ravel()
@@ -447,7 +450,13 @@ class PitchModel(BaseEstimator, RegressorMixin):
         text = self.text_.predict(_text_design(self.tfidf_, X.synopsis, E)) if E is not None else None
         guess = self.guess_.transform(E, X.index) if self.guess_ is not None else None
         T, L = self._table(X, E, C, text, guess), self._linear_design(X, E)
-        return self.gbm_.predict(T.to_numpy(float)), self.linear_.predict(L), T, L
+        return self._tree(T), self.linear_.predict(L), T, L
+
+    def _tree(self, T, contributions: bool = False) -> np.ndarray:
+        "The tree model's predictions, LightGBM's and CatBoost's averaged; or their features' SHAP contributions (the last column: the base value)."
+        A = T.to_numpy(float)
+        if contributions: return (self.lightgbm_.predict(A, pred_contrib=True) + self.catboost_.get_feature_importance(catboost.Pool(A), type="ShapValues"))/2
+        return (self.lightgbm_.predict(A) + self.catboost_.predict(A))/2
 
     def predict_unit(self, X, cache: bool = True) -> np.ndarray:
         "Predictions on the 0-1 label scale of the training labels (`cache=False`: new pitches stay out of the cache)."
@@ -475,7 +484,7 @@ def _group(name: str) -> str:
 def explain(model: PitchModel, X, k: int = 5, parts=None) -> list:
     "The `k` (feature, points on the 1-10 scale) pairs that moved the first row's prediction most."
     g, l, T, L = parts or model._parts(X.iloc[:1], cache=False)
-    tree = pd.Series(model.gbm_.predict(T.to_numpy(float), pred_contrib=True)[0, :-1], index=T.columns)
+    tree = pd.Series(model._tree(T, contributions=True)[0, :-1], index=T.columns)
     x = L.toarray()[0]
     centre = np.where([n.startswith("word '") for n in model.linear_names_], 0.0, model.linear_mean_)  # a word counts where present
     lin = pd.Series(model.linear_.coef_*(x - centre), index=model.linear_names_)
@@ -524,12 +533,12 @@ def train_model(X, y, groups, inputs, n_folds: int = 5, coverage: float = 0.8, s
     return model, oof
 
 # %% ../nbs/08_pitch.ipynb #c1cd5fd4
-MODEL_FORMAT = 4  # raised whenever a saved model's features change (2: producers, relations to earlier works; 3: their scores; 4: guesses)
+MODEL_FORMAT = 5  # raised whenever a saved model's parts change (2: producers, relations to earlier works; 3: their scores; 4: guesses; 5: CatBoost)
 
 def library_versions() -> dict:
     import animepop, torch
     return {"python": platform.python_version(), "animepop": animepop.__version__, "scikit-learn": sklearn.__version__,
-            "lightgbm": lgb.__version__, "numpy": np.__version__, "pandas": pd.__version__, "torch": torch.__version__}
+            "lightgbm": lgb.__version__, "catboost": catboost.__version__, "numpy": np.__version__, "pandas": pd.__version__, "torch": torch.__version__}
 
 def card_markdown(card: dict) -> str:
     "A model card as Markdown."
