@@ -36,9 +36,10 @@ readme: install
 	@git status --porcelain -- README.md | grep . && { echo "README.md is out of date with nbs/index.ipynb: run make readme and commit it"; exit 1; } || true
 
 # The corpus and split caches are built once first, so that notebooks tested in parallel only read them.
+# The figures the notebooks write go to a scratch folder: only `make reproduce` writes figures/.
 nbtest: install
 	$(BIN)/python -c "from animepop.split import load_split; load_split()"
-	$(BIN)/nbdev_test --n_workers 2 --timing
+	ANIMEPOP_FIGURES_DIR=$$(mktemp -d) $(BIN)/nbdev_test --n_workers 2 --timing
 
 pytest: install
 	$(BIN)/python -m pytest -m "not slow and not gpu" tests
