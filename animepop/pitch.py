@@ -303,6 +303,13 @@ LGB_PARAMS = dict(n_estimators=1500, learning_rate=0.02, num_leaves=31, min_chil
                   subsample_freq=1, colsample_bytree=0.5, reg_lambda=1.0, verbose=-1)
 CAT_PARAMS = dict(iterations=1000, learning_rate=0.1, depth=6, l2_leaf_reg=3.0, verbose=0, allow_writing_files=False)
 
+def _categories(X) -> pd.DataFrame:
+    "X's metadata categories as text, which CatBoost encodes itself: type, source, rating, season, main and second studio, main producer (\"none\": missing)."
+    nth = lambda i: lambda xs: xs[i] if len(xs) > i else None
+    cats = pd.DataFrame({**{c: X[c] for c in CATEGORICAL}, "main studio": X.studios.map(nth(0)),
+                         "second studio": X.studios.map(nth(1)), "main producer": X.producers.map(nth(0))})
+    return cats.astype(object).where(cats.notna(), "none").astype(str).reset_index(drop=True)
+
 def _tfidf() -> TfidfVectorizer:
     return TfidfVectorizer(ngram_range=(1, 2), min_df=3, max_features=30000, sublinear_tf=True, stop_words="english")
 
@@ -432,7 +439,7 @@ class PitchModel(BaseEstimator, RegressorMixin):
         self.tree_features_ = list(T.columns)  # the trees read an array: studio and genre names may hold any character
         A = T.to_numpy(float)
         self.lightgbm_ = lgb.LGBMRegressor(**LGB_PARAMS | {"random_state": self.seed, "n_jobs": 1} | (self.lgb_params or {})).fit(A, z)
-        self.catboost_ = catboost.CatBoostRegressor(**CAT_PARAMS | {"random_seed": self.seed, "thread_count": 1} | (self.cat_params or {})).fit(A, z)
+        self.catboost_ = catboost.CatBoostRegressor(**CAT_PARAMS | {"random_seed": self.seed, "thread_count": 1} | (self.cat_params or {})).fit(self._catboost_pool(X, A, z))
         L = self._linear_design(X, E)
         self.linear_ = Ridge(alpha=self.alpha).fit(L, z)
         self.linear_mean_ = np.asarray(L.mean(0)).ravel()
@@ -450,13 +457,20 @@ class PitchModel(BaseEstimator, RegressorMixin):
         text = self.text_.predict(_text_design(self.tfidf_, X.synopsis, E)) if E is not None else None
         guess = self.guess_.transform(E, X.index) if self.guess_ is not None else None
         T, L = self._table(X, E, C, text, guess), self._linear_design(X, E)
-        return self._tree(T), self.linear_.predict(L), T, L
+        return self._tree(X, T), self.linear_.predict(L), T, L
 
-    def _tree(self, T, contributions: bool = False) -> np.ndarray:
-        "The tree model's predictions, LightGBM's and CatBoost's averaged; or their features' SHAP contributions (the last column: the base value)."
-        A = T.to_numpy(float)
-        if contributions: return (self.lightgbm_.predict(A, pred_contrib=True) + self.catboost_.get_feature_importance(catboost.Pool(A), type="ShapValues"))/2
-        return (self.lightgbm_.predict(A) + self.catboost_.predict(A))/2
+    def _catboost_pool(self, X, A, label=None) -> catboost.Pool:
+        "CatBoost's input: for a model given metadata, X's `_categories`, then the tree features A."
+        cats = _categories(X) if self._uses("metadata") else pd.DataFrame(index=range(len(X)))
+        return catboost.Pool(pd.concat([cats, pd.DataFrame(A)], axis=1), label, cat_features=list(range(cats.shape[1])))
+
+    def _tree(self, X, T, contributions: bool = False):
+        "The trees' predictions for rows X with features T, LightGBM's and CatBoost's averaged; or each feature's SHAP contribution (DataFrame, last column the base value)."
+        A, pool = T.to_numpy(float), self._catboost_pool(X, T.to_numpy(float))
+        if not contributions: return (self.lightgbm_.predict(A) + self.catboost_.predict(pool))/2
+        light, cat = self.lightgbm_.predict(A, pred_contrib=True), self.catboost_.get_feature_importance(pool, type="ShapValues")
+        k = cat.shape[1] - light.shape[1]  # CatBoost's categories come first
+        return pd.DataFrame(np.c_[cat[:, :k], light + cat[:, k:]]/2, index=T.index, columns=[*pool.get_feature_names()[:k], *T.columns, "base"])
 
     def predict_unit(self, X, cache: bool = True) -> np.ndarray:
         "Predictions on the 0-1 label scale of the training labels (`cache=False`: new pitches stay out of the cache)."
@@ -484,7 +498,7 @@ def _group(name: str) -> str:
 def explain(model: PitchModel, X, k: int = 5, parts=None) -> list:
     "The `k` (feature, points on the 1-10 scale) pairs that moved the first row's prediction most."
     g, l, T, L = parts or model._parts(X.iloc[:1], cache=False)
-    tree = pd.Series(model._tree(T, contributions=True)[0, :-1], index=T.columns)
+    tree = model._tree(X.iloc[:1], T, contributions=True).iloc[0, :-1]
     x = L.toarray()[0]
     centre = np.where([n.startswith("word '") for n in model.linear_names_], 0.0, model.linear_mean_)  # a word counts where present
     lin = pd.Series(model.linear_.coef_*(x - centre), index=model.linear_names_)
@@ -533,7 +547,7 @@ def train_model(X, y, groups, inputs, n_folds: int = 5, coverage: float = 0.8, s
     return model, oof
 
 # %% ../nbs/08_pitch.ipynb #c1cd5fd4
-MODEL_FORMAT = 5  # raised whenever a saved model's parts change (2: producers, relations to earlier works; 3: their scores; 4: guesses; 5: CatBoost)
+MODEL_FORMAT = 6  # raised whenever a saved model's parts change (2: producers, relations to earlier works; 3: their scores; 4: guesses; 5: CatBoost; 6: its categories)
 
 def library_versions() -> dict:
     import animepop, torch
