@@ -466,7 +466,8 @@ class PitchModel(BaseEstimator, RegressorMixin):
 
     def _tree(self, X, T, contributions: bool = False):
         "The trees' predictions for rows X with features T, LightGBM's and CatBoost's averaged; or each feature's SHAP contribution (DataFrame, last column the base value)."
-        A, pool = T.to_numpy(float), self._catboost_pool(X, T.to_numpy(float))
+        A = T.to_numpy(float)
+        pool = self._catboost_pool(X, A)
         if not contributions: return (self.lightgbm_.predict(A) + self.catboost_.predict(pool))/2
         light, cat = self.lightgbm_.predict(A, pred_contrib=True), self.catboost_.get_feature_importance(pool, type="ShapValues")
         k = cat.shape[1] - light.shape[1]  # CatBoost's categories come first
