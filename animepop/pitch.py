@@ -469,7 +469,8 @@ class PitchModel(BaseEstimator, RegressorMixin):
         A = T.to_numpy(float)
         pool = self._catboost_pool(X, A)
         if not contributions: return (self.lightgbm_.predict(A) + self.catboost_.predict(pool))/2
-        light, cat = self.lightgbm_.predict(A, pred_contrib=True), self.catboost_.get_feature_importance(pool, type="ShapValues")
+        # explanations come one pitch at a time: precomputing CatBoost's leaf statistics cost 4x the single-row computation
+        light, cat = self.lightgbm_.predict(A, pred_contrib=True), self.catboost_.get_feature_importance(pool, type="ShapValues", shap_mode="NoPreCalc")
         k = cat.shape[1] - light.shape[1]  # CatBoost's categories come first
         return pd.DataFrame(np.c_[cat[:, :k], light + cat[:, k:]]/2, index=T.index, columns=[*pool.get_feature_names()[:k], *T.columns, "base"])
 
