@@ -5,11 +5,12 @@
 # %% auto #0
 __all__ = ['CORPUS_VERSION', 'ANIME_SCHEMA', 'CHARACTER_SCHEMA', 'RECEPTION_TAGS', 'LABEL_COLUMNS', 'POST_RELEASE_FIELDS',
            'RELATIONS', 'RELATION_NAMES', 'ALWAYS_EARLIER', 'SEASON_ORDER', 'MAL_TYPES', 'BOILERPLATE',
-           'NO_DESCRIPTION', 'SYNOPSIS_FLOOR', 'conform', 'Corpus', 'air_time', 'earlier_relations', 'read_mal_stats',
-           'read_anime_mapper', 'normalize_title', 'TitleIndex', 'read_sample_records', 'read_character_sample',
-           'read_crawl', 'strip_boilerplate', 'n_words', 'cleaning_steps', 'clean', 'short_synopsis_anime',
-           'source_files', 'read_sources', 'save_corpus', 'read_corpus', 'read_short_synopsis', 'build_corpus',
-           'load_corpus', 'score_bin', 'synopsis_table', 'description_table', 'per_floor_score', 'plot_per_floor_score']
+           'NO_DESCRIPTION', 'SYNOPSIS_FLOOR', 'conform', 'empty', 'Corpus', 'air_time', 'relation_name',
+           'earlier_relations', 'read_mal_stats', 'read_anime_mapper', 'normalize_title', 'TitleIndex',
+           'read_sample_records', 'read_character_sample', 'read_crawl', 'strip_boilerplate', 'n_words',
+           'cleaning_steps', 'clean', 'short_synopsis_anime', 'clean_with_short', 'source_files', 'read_sources',
+           'save_corpus', 'read_corpus', 'read_short_synopsis', 'build_corpus', 'load_corpus', 'score_bin',
+           'synopsis_table', 'description_table', 'per_floor_score', 'plot_per_floor_score']
 
 # %% ../nbs/01_corpus.ipynb #2f221e0e
 import collections, gzip, json, re, tempfile, unicodedata
@@ -62,6 +63,10 @@ def conform(df: pd.DataFrame, schema: dict) -> pd.DataFrame:
         else: out[col] = pd.to_numeric(s, errors="coerce").astype(dtype)
     return out.reset_index(drop=True)
 
+def empty(schema: dict) -> pd.DataFrame:
+    "A table of `schema` without rows: no characters, no short-synopsis anime."
+    return conform(pd.DataFrame(), schema)
+
 @dataclass
 class Corpus:
     "The anime table and the (character, anime) table, in the canonical format."
@@ -82,7 +87,7 @@ class Corpus:
 # %% ../nbs/01_corpus.ipynb #89748175
 RELATIONS = ("PREQUEL", "PARENT", "SIDE_STORY", "SUMMARY", "ALTERNATIVE", "SPIN_OFF", "CHARACTER", "OTHER", "SEQUEL", "ADAPTATION")
 RELATION_NAMES = {"PARENT_STORY": "PARENT", "FULL_STORY": "PARENT", "ALTERNATIVE_VERSION": "ALTERNATIVE",
-                  "ALTERNATIVE_SETTING": "ALTERNATIVE", "SPIN-OFF": "SPIN_OFF"}  # the scraper's MAL page names
+                  "ALTERNATIVE_SETTING": "ALTERNATIVE", "SPIN-OFF": "SPIN_OFF"}  # MAL's page names
 ALWAYS_EARLIER = ("PREQUEL", "PARENT")  # relations that name a work made before this one, dated or not
 SEASON_ORDER = {"winter": 0, "spring": 1, "summer": 2, "fall": 3}
 
@@ -90,12 +95,17 @@ def air_time(year, season) -> np.ndarray:
     "Year plus season quarter as one sortable number (NaN without a year)."
     return pd.to_numeric(pd.Series(year), errors="coerce").astype(float).to_numpy() + pd.Series(season).map(SEASON_ORDER).fillna(0).to_numpy()/4
 
+def relation_name(label) -> str:
+    "The `RELATIONS` name of a relation as MAL's pages, Jikan or anime-mapper spell it ('Parent story:', 'Side Story', 'SPIN_OFF')."
+    name = "_".join(str(label).upper().rstrip(":").split())
+    return RELATION_NAMES.get(name, name)
+
 def earlier_relations(anime: pd.DataFrame) -> tuple:
     "(mal_ids, `RELATIONS`) per row of `anime` (mal_id, year, season, related, relation_types): its related works that aired earlier."
     when = dict(zip(anime.mal_id, air_time(anime.year, anime.season)))
     ids_out, names_out = [], []
     for i, ids, types in zip(anime.mal_id, anime.related, anime.relation_types):
-        t, names = when[i], [RELATION_NAMES.get(n, n) for n in ("_".join(str(r).upper().split()) for r in types)]
+        t, names = when[i], [relation_name(r) for r in types]
         earlier = [(j, r) for j, r in zip(ids, names) if r in RELATIONS and (r in ALWAYS_EARLIER or when.get(j, np.nan) < t)]
         ids_out.append([j for j, _ in earlier]); names_out.append([r for _, r in earlier])
     return ids_out, names_out
@@ -304,6 +314,11 @@ def short_synopsis_anime(raw: Corpus, cleaned: Corpus) -> pd.DataFrame:
     kept = clean(raw, skip=SYNOPSIS_FLOOR)[0].anime
     return kept[~kept.mal_id.isin(cleaned.anime.mal_id)].reset_index(drop=True)
 
+def clean_with_short(raw: Corpus) -> tuple:
+    "(cleaned corpus, report, short-synopsis anime) of `raw`: what `build_corpus` stores, and what `08_pitch` trains on."
+    corpus, report = clean(raw)
+    return corpus, report, short_synopsis_anime(raw, corpus)
+
 # %% ../nbs/01_corpus.ipynb #fece18a4
 def source_files(data) -> dict:
     "Role -> path of the source files present in the data folder `data`."
@@ -320,7 +335,7 @@ def read_sources(data) -> Corpus:
     if "crawl_anime" in files: return read_crawl(data)
     anime = read_anime_mapper(files["anime_mapper"], files.get("mal_stats"))
     chars = (read_character_sample(files["characters_sample"].parent, anime) if "characters_sample" in files
-             else pd.DataFrame(columns=list(CHARACTER_SCHEMA)))
+             else empty(CHARACTER_SCHEMA))
     return Corpus(anime, chars)
 
 def _fingerprint(data) -> dict:
@@ -348,14 +363,13 @@ def read_corpus(folder) -> Corpus:
 def read_short_synopsis(folder) -> pd.DataFrame:
     "The short-synopsis anime stored under `folder` by `save_corpus`; none (an empty table) for a corpus saved without them."
     path = Path(folder)/"short_synopsis.parquet"
-    return pd.read_parquet(path) if path.exists() else conform(pd.DataFrame(columns=list(ANIME_SCHEMA)), ANIME_SCHEMA)
+    return pd.read_parquet(path) if path.exists() else empty(ANIME_SCHEMA)
 
 def build_corpus(data=None, out=None) -> Corpus:
     "Read, clean and store the corpus of `data` (default `require_data_dir()`) under `out` (default PROCESSED)."
     data = Path(data) if data is not None else require_data_dir()
-    raw = read_sources(data)
-    corpus, report = clean(raw)
-    save_corpus(corpus, out or PROCESSED, _fingerprint(data), report, short_synopsis_anime(raw, corpus))
+    corpus, report, short = clean_with_short(read_sources(data))
+    save_corpus(corpus, out or PROCESSED, _fingerprint(data), report, short)
     return corpus
 
 def _is_current(out: Path, data: Path) -> bool:

@@ -37,7 +37,7 @@ from threadpoolctl import threadpool_limits
 
 from .config import MODELS, PROCESSED, atomic_write, data_dir, result_memo
 from .report import file_sha256
-from .corpus import RECEPTION_TAGS, RELATIONS, Corpus, air_time, read_anime_mapper, strip_boilerplate
+from .corpus import ANIME_SCHEMA, CHARACTER_SCHEMA, RECEPTION_TAGS, RELATIONS, Corpus, air_time, empty, read_anime_mapper, strip_boilerplate
 from .score import MinMaxLabelScaler
 
 # %% ../nbs/08_pitch.ipynb #437def77
@@ -449,7 +449,7 @@ class PitchModel(BaseEstimator, RegressorMixin):
         return self
 
     def _parts(self, X, cache: bool = True) -> tuple:
-        "Tree and linear predictions on the 0-1 scale, and the features behind them."
+        "Tree and linear predictions on the 0-1 scale, the features behind them, and the trees' inputs (`_tree_inputs`)."
         return self._parts_on(X, *self._embed(X, cache))
 
     @threadpool_limits.wrap(limits=1, user_api="blas")
@@ -457,17 +457,22 @@ class PitchModel(BaseEstimator, RegressorMixin):
         text = self.text_.predict(_text_design(self.tfidf_, X.synopsis, E)) if E is not None else None
         guess = self.guess_.transform(E, X.index) if self.guess_ is not None else None
         T, L = self._table(X, E, C, text, guess), self._linear_design(X, E)
-        return self._tree(X, T), self.linear_.predict(L), T, L
+        trees = self._tree_inputs(X, T)
+        return self._tree(T, trees), self.linear_.predict(L), T, L, trees
 
     def _catboost_pool(self, X, A, label=None) -> catboost.Pool:
         "CatBoost's input: for a model given metadata, X's `_categories`, then the tree features A."
         cats = _categories(X) if self._uses("metadata") else pd.DataFrame(index=range(len(X)))
         return catboost.Pool(pd.concat([cats, pd.DataFrame(A)], axis=1), label, cat_features=list(range(cats.shape[1])))
 
-    def _tree(self, X, T, contributions: bool = False):
-        "The trees' predictions for rows X with features T, LightGBM's and CatBoost's averaged; or each feature's SHAP contribution (DataFrame, last column the base value)."
+    def _tree_inputs(self, X, T) -> tuple:
+        "(LightGBM's array, CatBoost's pool) of rows X with tree features T: built once, for the prediction and its explanation."
         A = T.to_numpy(float)
-        pool = self._catboost_pool(X, A)
+        return A, self._catboost_pool(X, A)
+
+    def _tree(self, T, trees: tuple, contributions: bool = False):
+        "The trees' predictions for `_tree_inputs` `trees` of features T, LightGBM's and CatBoost's averaged; or each feature's SHAP contribution (DataFrame, last column the base value)."
+        A, pool = trees
         if not contributions: return (self.lightgbm_.predict(A) + self.catboost_.predict(pool))/2
         # explanations come one pitch at a time: precomputing CatBoost's leaf statistics cost 4x the single-row computation
         light, cat = self.lightgbm_.predict(A, pred_contrib=True), self.catboost_.get_feature_importance(pool, type="ShapValues", shap_mode="NoPreCalc")
@@ -499,8 +504,8 @@ def _group(name: str) -> str:
 
 def explain(model: PitchModel, X, k: int = 5, parts=None) -> list:
     "The `k` (feature, points on the 1-10 scale) pairs that moved the first row's prediction most."
-    g, l, T, L = parts or model._parts(X.iloc[:1], cache=False)
-    tree = model._tree(X.iloc[:1], T, contributions=True).iloc[0, :-1]
+    g, l, T, L, trees = parts or model._parts(X.iloc[:1], cache=False)
+    tree = model._tree(T, trees, contributions=True).iloc[0, :-1]
     x = L.toarray()[0]
     centre = np.where([n.startswith("word '") for n in model.linear_names_], 0.0, model.linear_mean_)  # a word counts where present
     lin = pd.Series(model.linear_.coef_*(x - centre), index=model.linear_names_)
@@ -602,15 +607,14 @@ def load_model(folder) -> tuple:
 # %% ../nbs/08_pitch.ipynb #3db470c9
 def read_training_data(data=None) -> tuple:
     "(corpus, its short-synopsis anime) of `data`: a processed corpus folder, an anime-mapper `.jsonl.gz` file, or by default the project's."
-    from animepop.corpus import CHARACTER_SCHEMA, clean, conform, load_corpus, read_corpus, read_short_synopsis, short_synopsis_anime
+    from animepop.corpus import clean_with_short, load_corpus, read_corpus, read_short_synopsis
     if data is None: return load_corpus(), read_short_synopsis(PROCESSED)
     p = Path(data)
     if p.is_dir() and (p/"anime.parquet").is_file(): return read_corpus(p), read_short_synopsis(p)
     if not (p.is_file() and p.name.endswith(".jsonl.gz")):
         raise PitchError("data", f"{p} is neither a processed corpus folder (anime.parquet) nor an anime-mapper .jsonl.gz file")
-    raw = Corpus(read_anime_mapper(p), conform(pd.DataFrame(columns=list(CHARACTER_SCHEMA)), CHARACTER_SCHEMA))
-    corpus = clean(raw)[0]
-    return corpus, short_synopsis_anime(raw, corpus)
+    corpus, _, short = clean_with_short(Corpus(read_anime_mapper(p), empty(CHARACTER_SCHEMA)))
+    return corpus, short
 
 def with_short(corpus: Corpus, short: pd.DataFrame) -> Corpus:
     "`corpus` and its `short` anime in one corpus: their links and scores then count in everyone's franchise features, as in a pitch's."
@@ -690,7 +694,7 @@ def train_from_corpus(corpus: Corpus, inputs: tuple, out, n_folds: int = 5, cove
     "Train on the train + validation anime of `corpus`'s split (and the `short` anime) and save the model with its card in `out`."
     from animepop.split import assign_splits
     split = assign_splits(corpus, seed=seed).set_index("mal_id")
-    short = corpus.anime.iloc[:0] if short is None else short
+    short = empty(ANIME_SCHEMA) if short is None else short
     X, y, groups, in_split = training_pool(with_short(corpus, short), split)
     model, oof = train_model(X, y, groups, inputs, n_folds=n_folds, coverage=coverage, seed=seed, scored=in_split)
     card = training_card(name or Path(out).name, model, y[in_split], oof, corpus, short, data_desc, (~in_split).sum(), n_folds, seed)

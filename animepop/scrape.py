@@ -25,6 +25,7 @@ from tqdm.auto import tqdm
 
 from . import __version__
 from .config import RAW, atomic_write, data_dir
+from .corpus import relation_name
 
 # %% ../nbs/01a_scrape.ipynb #0d736b6d
 class PageError(ValueError):
@@ -101,12 +102,12 @@ def _score(line, src: str) -> tuple[float | None, int | None]:
     return float(w.group(1)), _int(v.group(1))
 
 def _related(soup) -> list[dict]:
-    "Relations to other anime (manga adaptations are left out): [{mal_id, relation: 'SIDE_STORY'}, ...]."
+    "Relations to other anime (manga adaptations are left out), named as in `RELATIONS`: [{mal_id, relation: 'SIDE_STORY'}, ...]."
     out = []
     for tr in soup.select("table.anime_detail_related_anime tr"):
         tds = tr.find_all("td", recursive=False)
         if len(tds) < 2: continue
-        relation = "_".join(tds[0].get_text(strip=True).rstrip(":").upper().split())
+        relation = relation_name(tds[0].get_text(strip=True))
         for a in tds[1].select('a[href*="/anime/"]'):
             if m := re.search(r"/anime/(\d+)", a["href"]): out.append({"mal_id": int(m.group(1)), "relation": relation})
     return out
@@ -195,7 +196,7 @@ def jikan_anime(doc: dict, src: str = "") -> dict:
         episodes=d.get("episodes"), episode_minutes=duration_minutes(d.get("duration")), rating=d.get("rating"),
         genres=_names(d, "genres", "explicit_genres", "themes", "demographics"),
         studios=_names(d, "studios"), producers=_names(d, "producers"),
-        related=[{"mal_id": e["mal_id"], "relation": "_".join(r["relation"].upper().split())}
+        related=[{"mal_id": e["mal_id"], "relation": relation_name(r["relation"])}
                  for r in d.get("relations") or [] for e in r.get("entry") or [] if e.get("type") == "anime"])
 
 def jikan_characters(doc: dict, src: str = "") -> list[dict]:
