@@ -4,14 +4,15 @@
 
 # %% auto #0
 __all__ = ['INPUTS', 'CATEGORICAL', 'NUMERIC', 'LISTS', 'META_FIELDS', 'MIN_SYNOPSIS_WORDS', 'FRAME_COLUMNS', 'LGB_PARAMS',
-           'CAT_PARAMS', 'MODEL_FORMAT', 'PitchError', 'parse_inputs', 'franchise_scores', 'earlier_works',
-           'corpus_frame', 'read_json', 'check_image', 'check_metadata', 'check_characters', 'check_franchise',
-           'pitch_frame', 'MetaFeatures', 'franchise_table', 'embed_texts', 'character_vectors', 'memoised', 'oof_text',
-           'guess_targets', 'SynopsisGuess', 'oof_guess', 'PitchModel', 'explain', 'cv_parts', 'best_weight',
-           'conformal_quantile', 'interval_coverage', 'train_model', 'library_versions', 'card_markdown', 'write_card',
-           'save_model', 'load_model', 'read_training_data', 'with_short', 'training_pool', 'data_fingerprint',
-           'with_interval', 'predict_frame', 'mapper_pitches', 'predict_corpus', 'training_card', 'train_from_corpus',
-           'train_cli', 'score_pitch', 'format_result', 'predict_cli', 'bench_latency']
+           'CAT_PARAMS', 'CAT_METADATA_DEPTH', 'CAT_WORDS', 'MODEL_FORMAT', 'PitchError', 'parse_inputs',
+           'franchise_scores', 'earlier_works', 'corpus_frame', 'read_json', 'check_image', 'check_metadata',
+           'check_characters', 'check_franchise', 'pitch_frame', 'MetaFeatures', 'franchise_table', 'embed_texts',
+           'character_vectors', 'memoised', 'oof_text', 'guess_targets', 'SynopsisGuess', 'oof_guess', 'PitchModel',
+           'explain', 'cv_parts', 'best_weight', 'conformal_quantile', 'interval_coverage', 'train_model',
+           'library_versions', 'card_markdown', 'write_card', 'save_model', 'load_model', 'read_training_data',
+           'with_short', 'training_pool', 'data_fingerprint', 'with_interval', 'predict_frame', 'mapper_pitches',
+           'predict_corpus', 'training_card', 'train_from_corpus', 'train_cli', 'score_pitch', 'format_result',
+           'predict_cli', 'bench_latency']
 
 # %% ../nbs/08_pitch.ipynb #76f89151
 import contextlib, hashlib, json, os, platform, sys, time
@@ -302,6 +303,11 @@ def character_vectors(X, cache: bool = True) -> np.ndarray:
 LGB_PARAMS = dict(n_estimators=1500, learning_rate=0.02, num_leaves=31, min_child_samples=20, subsample=0.8,
                   subsample_freq=1, colsample_bytree=0.5, reg_lambda=1.0, verbose=-1)
 CAT_PARAMS = dict(iterations=1000, learning_rate=0.1, depth=6, l2_leaf_reg=3.0, verbose=0, allow_writing_files=False)
+CAT_METADATA_DEPTH = 8  # best on folds: deeper trees gain where CatBoost reads the metadata's categories, lose on the synopsis alone
+# for a synopsis without metadata, CatBoost's own bag of words: one lowercased word dictionary, presence of its 1,000 most useful words
+CAT_WORDS = {"tokenizers": [{"tokenizer_id": "Space", "separator_type": "ByDelimiter", "delimiter": " ", "lowercasing": "true"}],
+             "dictionaries": [{"dictionary_id": "Word", "max_dictionary_size": "20000", "occurrence_lower_bound": "5", "gram_order": "1"}],
+             "feature_processing": {"default": [{"dictionaries_names": ["Word"], "feature_calcers": ["BoW:top_tokens_count=1000"], "tokenizers_names": ["Space"]}]}}
 
 def _categories(X) -> pd.DataFrame:
     "X's metadata categories as text, which CatBoost encodes itself: type, source, rating, season, main and second studio, main producer (\"none\": missing)."
@@ -439,7 +445,8 @@ class PitchModel(BaseEstimator, RegressorMixin):
         self.tree_features_ = list(T.columns)  # the trees read an array: studio and genre names may hold any character
         A = T.to_numpy(float)
         self.lightgbm_ = lgb.LGBMRegressor(**LGB_PARAMS | {"random_state": self.seed, "n_jobs": 1} | (self.lgb_params or {})).fit(A, z)
-        self.catboost_ = catboost.CatBoostRegressor(**CAT_PARAMS | {"random_seed": self.seed, "thread_count": 1} | (self.cat_params or {})).fit(self._catboost_pool(X, A, z))
+        by_inputs = ({"depth": CAT_METADATA_DEPTH} if self._uses("metadata") else {}) | ({"text_processing": CAT_WORDS} if self._reads_words() else {})
+        self.catboost_ = catboost.CatBoostRegressor(**CAT_PARAMS | by_inputs | {"random_seed": self.seed, "thread_count": 1} | (self.cat_params or {})).fit(self._catboost_pool(X, A, z))
         L = self._linear_design(X, E)
         self.linear_ = Ridge(alpha=self.alpha).fit(L, z)
         self.linear_mean_ = np.asarray(L.mean(0)).ravel()
@@ -460,10 +467,17 @@ class PitchModel(BaseEstimator, RegressorMixin):
         trees = self._tree_inputs(X, T)
         return self._tree(T, trees), self.linear_.predict(L), T, L, trees
 
+    def _reads_words(self) -> bool:
+        "Whether CatBoost reads the synopsis's words: best on folds for a synopsis without metadata, worse and three times slower with it."
+        return self._uses("synopsis") and not self._uses("metadata")
+
     def _catboost_pool(self, X, A, label=None) -> catboost.Pool:
-        "CatBoost's input: for a model given metadata, X's `_categories`, then the tree features A."
+        "CatBoost's input: for a model given metadata, X's `_categories`; for a synopsis without metadata, its words; then the tree features A."
         cats = _categories(X) if self._uses("metadata") else pd.DataFrame(index=range(len(X)))
-        return catboost.Pool(pd.concat([cats, pd.DataFrame(A)], axis=1), label, cat_features=list(range(cats.shape[1])))
+        # CatBoost refuses an empty text; a training anime of the short-synopsis pool may have none
+        words = pd.DataFrame({"synopsis words": X.synopsis.fillna("").astype(str).replace("", "none").to_numpy()} if self._reads_words() else {}, index=cats.index)
+        return catboost.Pool(pd.concat([cats, words, pd.DataFrame(A)], axis=1), label, cat_features=list(range(cats.shape[1])),
+                             text_features=list(range(cats.shape[1], cats.shape[1] + words.shape[1])) or None)
 
     def _tree_inputs(self, X, T) -> tuple:
         "(LightGBM's array, CatBoost's pool) of rows X with tree features T: built once, for the prediction and its explanation."
@@ -476,7 +490,7 @@ class PitchModel(BaseEstimator, RegressorMixin):
         if not contributions: return (self.lightgbm_.predict(A) + self.catboost_.predict(pool))/2
         # explanations come one pitch at a time: precomputing CatBoost's leaf statistics cost 4x the single-row computation
         light, cat = self.lightgbm_.predict(A, pred_contrib=True), self.catboost_.get_feature_importance(pool, type="ShapValues", shap_mode="NoPreCalc")
-        k = cat.shape[1] - light.shape[1]  # CatBoost's categories come first
+        k = cat.shape[1] - light.shape[1]  # CatBoost's categories and words come first
         return pd.DataFrame(np.c_[cat[:, :k], light + cat[:, k:]]/2, index=T.index, columns=[*pool.get_feature_names()[:k], *T.columns, "base"])
 
     def predict_unit(self, X, cache: bool = True) -> np.ndarray:
@@ -492,7 +506,7 @@ class PitchModel(BaseEstimator, RegressorMixin):
 def _group(name: str) -> str:
     "A readable group for a feature column."
     if name.startswith("synopsis_pc") or name.startswith("minilm"): return "synopsis meaning (MiniLM)"
-    if name == "synopsis_text_score": return "synopsis wording (text model)"
+    if name in ("synopsis_text_score", "synopsis words"): return "synopsis wording (text model)"
     if name == "synopsis_log_words": return "synopsis length"
     if name.startswith("guess_"): return "metadata guessed from the synopsis"
     if name.startswith("characters_pc"): return "characters"
@@ -554,7 +568,7 @@ def train_model(X, y, groups, inputs, n_folds: int = 5, coverage: float = 0.8, s
     return model, oof
 
 # %% ../nbs/08_pitch.ipynb #c1cd5fd4
-MODEL_FORMAT = 6  # raised whenever a saved model's parts change (2: producers, relations to earlier works; 3: their scores; 4: guesses; 5: CatBoost; 6: its categories)
+MODEL_FORMAT = 7  # raised whenever a saved model's parts change (2: producers, relations to earlier works; 3: their scores; 4: guesses; 5: CatBoost; 6: its categories; 7: its synopsis words)
 
 def library_versions() -> dict:
     import animepop, torch
