@@ -474,7 +474,7 @@ class PitchModel(BaseEstimator, RegressorMixin):
     def _catboost_pool(self, X, A, label=None) -> catboost.Pool:
         "CatBoost's input: for a model given metadata, X's `_categories`; for a synopsis without metadata, its words; then the tree features A."
         cats = _categories(X) if self._uses("metadata") else pd.DataFrame(index=range(len(X)))
-        # CatBoost refuses an empty text; a training anime of the short-synopsis pool may have none
+        # a missing synopsis (a short-synopsis anime may have none) reads as the word "none", as a missing category does
         words = pd.DataFrame({"synopsis words": X.synopsis.fillna("").astype(str).replace("", "none").to_numpy()} if self._reads_words() else {}, index=cats.index)
         return catboost.Pool(pd.concat([cats, words, pd.DataFrame(A)], axis=1), label, cat_features=list(range(cats.shape[1])),
                              text_features=list(range(cats.shape[1], cats.shape[1] + words.shape[1])) or None)
