@@ -38,7 +38,8 @@ from threadpoolctl import threadpool_limits
 
 from .config import MODELS, PROCESSED, atomic_write, data_dir, result_memo
 from .report import file_sha256
-from .corpus import ANIME_SCHEMA, CHARACTER_SCHEMA, RECEPTION_TAGS, RELATIONS, Corpus, air_time, empty, read_anime_mapper, strip_boilerplate
+from .corpus import (ANIME_SCHEMA, CHARACTER_SCHEMA, RECEPTION_TAGS, RELATIONS, Corpus, air_time, clean_with_short, empty,
+    load_corpus, read_anime_mapper, read_corpus, read_short_synopsis, strip_boilerplate)
 from .score import MinMaxLabelScaler
 
 # %% ../nbs/08_pitch.ipynb #437def77
@@ -621,7 +622,6 @@ def load_model(folder) -> tuple:
 # %% ../nbs/08_pitch.ipynb #3db470c9
 def read_training_data(data=None) -> tuple:
     "(corpus, its short-synopsis anime) of `data`: a processed corpus folder, an anime-mapper `.jsonl.gz` file, or by default the project's."
-    from animepop.corpus import clean_with_short, load_corpus, read_corpus, read_short_synopsis
     if data is None: return load_corpus(), read_short_synopsis(PROCESSED)
     p = Path(data)
     if p.is_dir() and (p/"anime.parquet").is_file(): return read_corpus(p), read_short_synopsis(p)
