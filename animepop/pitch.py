@@ -444,10 +444,10 @@ class PitchModel(BaseEstimator, RegressorMixin):
             if has.sum() > self.n_char_pca: self.char_pca_ = PCA(self.n_char_pca, random_state=self.seed).fit(C[has])
         T = self._table(X, E, C, text, guess)
         self.tree_features_ = list(T.columns)  # the trees read an array: studio and genre names may hold any character
-        A = T.to_numpy(float)
+        A, pool = self._tree_inputs(X, T, z)
         self.lightgbm_ = lgb.LGBMRegressor(**LGB_PARAMS | {"random_state": self.seed, "n_jobs": 1} | (self.lgb_params or {})).fit(A, z)
         by_inputs = ({"depth": CAT_METADATA_DEPTH} if self._uses("metadata") else {}) | ({"text_processing": CAT_WORDS} if self._reads_words() else {})
-        self.catboost_ = catboost.CatBoostRegressor(**CAT_PARAMS | by_inputs | {"random_seed": self.seed, "thread_count": 1} | (self.cat_params or {})).fit(self._catboost_pool(X, A, z))
+        self.catboost_ = catboost.CatBoostRegressor(**CAT_PARAMS | by_inputs | {"random_seed": self.seed, "thread_count": 1} | (self.cat_params or {})).fit(pool)
         L = self._linear_design(X, E)
         self.linear_ = Ridge(alpha=self.alpha).fit(L, z)
         self.linear_mean_ = np.asarray(L.mean(0)).ravel()
@@ -480,10 +480,10 @@ class PitchModel(BaseEstimator, RegressorMixin):
         return catboost.Pool(pd.concat([cats, words, pd.DataFrame(A)], axis=1), label, cat_features=list(range(cats.shape[1])),
                              text_features=list(range(cats.shape[1], cats.shape[1] + words.shape[1])) or None)
 
-    def _tree_inputs(self, X, T) -> tuple:
-        "(LightGBM's array, CatBoost's pool) of rows X with tree features T: built once, for the prediction and its explanation."
+    def _tree_inputs(self, X, T, label=None) -> tuple:
+        "(LightGBM's array, CatBoost's pool with `label`) of rows X with tree features T: built once, to fit, or to predict and explain."
         A = T.to_numpy(float)
-        return A, self._catboost_pool(X, A)
+        return A, self._catboost_pool(X, A, label)
 
     def _tree(self, T, trees: tuple, contributions: bool = False):
         "The trees' predictions for `_tree_inputs` `trees` of features T, LightGBM's and CatBoost's averaged; or each feature's SHAP contribution (DataFrame, last column the base value)."
