@@ -15,13 +15,14 @@ def small(shared_data):
     return quick_slice(c.anime, c.characters, n=30, n_chars=20, seed=1), c.characters, load_split()
 
 
-def test_paper_profile_end_to_end_on_tiny_encoders(small, tmp_path):
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=pytest.mark.gpu)])
+def test_paper_profile_end_to_end_on_tiny_encoders(small, tmp_path, device):
     "GPT-2 / ResNet (tiny, random) fine-tuned inside every experiment, both modes, through the same code as the cpu profile."
     anime, chars, split = small
     paths = save_tiny_paper_encoders(tmp_path)
     hp = PaperHyperparams(synopsis_max_tokens=16, description_max_tokens=16)
     rows, curves, _ = run_all(anime, chars, split, "paper", hp=hp, epochs=1, benchmark_epochs=1, n_boot=20,
-                              device="cpu", paths=paths, progress=False)
+                              device=device, paths=paths, progress=False)
     assert set(rows["mode"]) == set(MODES)
     assert len(curves) == 2*5
     assert np.isfinite(rows["MSE"]).all()
