@@ -7,15 +7,15 @@ __all__ = ['INPUTS', 'CATEGORICAL', 'NUMERIC', 'LISTS', 'META_FIELDS', 'MIN_SYNO
            'CAT_PARAMS', 'CAT_METADATA_DEPTH', 'CAT_WORDS', 'MODEL_FORMAT', 'PitchError', 'parse_inputs',
            'franchise_scores', 'earlier_works', 'corpus_frame', 'read_json', 'check_image', 'check_metadata',
            'check_characters', 'check_franchise', 'pitch_frame', 'MetaFeatures', 'franchise_table', 'embed_texts',
-           'character_vectors', 'memoised', 'oof_text', 'guess_targets', 'SynopsisGuess', 'oof_guess', 'PitchModel',
-           'explain', 'cv_parts', 'best_weight', 'conformal_quantile', 'interval_coverage', 'train_model',
-           'library_versions', 'card_markdown', 'write_card', 'save_model', 'load_model', 'read_training_data',
-           'with_short', 'training_pool', 'data_fingerprint', 'with_interval', 'predict_frame', 'mapper_pitches',
-           'predict_corpus', 'training_card', 'train_from_corpus', 'train_cli', 'score_pitch', 'format_result',
-           'predict_cli', 'bench_latency']
+           'character_vectors', 'unit_rows', 'similar_earlier', 'similar_table', 'memoised', 'oof_text',
+           'guess_targets', 'SynopsisGuess', 'oof_guess', 'PitchModel', 'explain', 'cv_parts', 'best_weight',
+           'conformal_quantile', 'interval_coverage', 'train_model', 'library_versions', 'card_markdown', 'write_card',
+           'save_model', 'load_model', 'read_training_data', 'with_short', 'training_pool', 'data_fingerprint',
+           'with_interval', 'predict_frame', 'mapper_pitches', 'predict_corpus', 'training_card', 'train_from_corpus',
+           'train_cli', 'score_pitch', 'format_result', 'predict_cli', 'bench_latency']
 
 # %% ../nbs/08_pitch.ipynb #76f89151
-import contextlib, hashlib, json, os, platform, sys, time
+import contextlib, hashlib, json, os, platform, sys, time, warnings
 from pathlib import Path
 
 import catboost
@@ -91,7 +91,8 @@ def earlier_works(anime: pd.DataFrame) -> list:
             for ids, rels in zip(anime.earlier_ids, anime.earlier_relations)]
 
 # %% ../nbs/08_pitch.ipynb #e608912e
-FRAME_COLUMNS = ("synopsis", *META_FIELDS, "descriptions", "portraits", "franchise_scores", "earlier_works")
+# pitched_at: when the anime was pitched (its air time for a corpus anime, NaN when unknown; inf, now, for a new pitch)
+FRAME_COLUMNS = ("synopsis", *META_FIELDS, "descriptions", "portraits", "franchise_scores", "earlier_works", "pitched_at")
 
 def corpus_frame(corpus: Corpus) -> pd.DataFrame:
     "One row per anime of `corpus`, indexed by mal_id: synopsis, metadata, and its characters' descriptions and portraits."
@@ -106,6 +107,7 @@ def corpus_frame(corpus: Corpus) -> pd.DataFrame:
     for c in LISTS: out[c] = [list(x) if isinstance(x, (list, tuple, np.ndarray)) else [] for x in out[c]]
     out["franchise_scores"] = franchise_scores(corpus.anime)
     out["earlier_works"] = earlier_works(corpus.anime)
+    out["pitched_at"] = air_time(out.year, out.season)
     return out
 
 # %% ../nbs/08_pitch.ipynb #528eba87
@@ -210,6 +212,9 @@ def pitch_frame(pitch: dict, inputs: tuple, known: dict, base=".") -> pd.DataFra
     descs, ports = check_characters(pitch.get("characters") or [], Path(base)) if "characters" in inputs else ([], [])
     row |= {"descriptions": descs, "portraits": ports}
     row["franchise_scores"], row["earlier_works"] = check_franchise(pitch) if "franchise" in inputs else ([], [])
+    at = pitch.get("pitched_at", np.inf)  # a new pitch is made now: every work the model knows aired before it
+    if at is not None and not _is_number(at, -np.inf, np.inf): raise PitchError("pitched_at", f"{at!r} is not a number (year + season quarter)")
+    row["pitched_at"] = np.nan if at is None else float(at)
     return pd.DataFrame([row], index=pd.Index([pitch.get("title") or "pitch"], name="title"))[list(FRAME_COLUMNS)]
 
 # %% ../nbs/08_pitch.ipynb #06fbea6c
@@ -300,6 +305,41 @@ def character_vectors(X, cache: bool = True) -> np.ndarray:
     "Per anime: mean MiniLM vector of its main characters' descriptions and mean EffNet-Lite0 vector of their portraits."
     return np.hstack([_pooled(list(X.descriptions), "minilm", cache), _pooled(list(X.portraits), "effnet-lite0", cache)])
 
+# %% ../nbs/08_pitch.ipynb #0f75bc0f
+def unit_rows(E) -> np.ndarray:
+    "Rows of E scaled to length 1 (float32)."
+    E = np.asarray(E, np.float32)
+    return E/np.maximum(np.linalg.norm(E, axis=1, keepdims=True), 1e-12)
+
+def similar_earlier(E, when, E_known, when_known, score_known, k: int = 3, chunk: int = 2048) -> tuple:
+    "(similarities, scores), each (rows of E, k), of the `k` known works most similar to each row among those aired strictly before `when` (NaN where fewer); E and E_known are unit rows."
+    sims, scores = np.full((len(E), k), np.nan), np.full((len(E), k), np.nan)
+    when, when_known, score_known = (np.asarray(a, float) for a in (when, when_known, score_known))
+    k_ = min(k, len(E_known))
+    for s in range(0, len(E) if k_ else 0, chunk):  # chunks keep the similarity matrix small
+        S = E[s:s + chunk] @ E_known.T
+        S[~(when_known[None, :] < when[s:s + chunk, None])] = -np.inf  # NaN dates compare False: never earlier, never looked up
+        top = np.argpartition(-S, k_ - 1, axis=1)[:, :k_]
+        top = np.take_along_axis(top, np.argsort(-np.take_along_axis(S, top, 1), axis=1), 1)
+        found = np.isfinite(np.take_along_axis(S, top, 1))
+        sims[s:s + chunk, :k_] = np.where(found, np.take_along_axis(S, top, 1), np.nan)
+        scores[s:s + chunk, :k_] = np.where(found, score_known[top], np.nan)
+    return sims, scores
+
+def _lookup_rows(X) -> tuple:
+    "(when each row of X was pitched, NaN if unknown; whether it can be looked up: dated, with a synopsis)."
+    when = pd.to_numeric(X["pitched_at"], errors="coerce").to_numpy(float) if "pitched_at" in X else np.full(len(X), np.nan)
+    return when, np.isfinite(when) & X.synopsis.fillna("").astype(str).str.len().gt(0).to_numpy()
+
+def similar_table(sims, scores, index=None) -> pd.DataFrame:
+    "The tree features of `similar_earlier`: the best match's similarity and score, and the similarity-weighted mean score and mean similarity of all matches."
+    w = np.clip(np.nan_to_num(sims), 0, None)
+    mean = np.where(w.sum(1) > 0, (w*np.nan_to_num(scores)).sum(1)/np.maximum(w.sum(1), 1e-12), np.nan)
+    with warnings.catch_warnings():  # rows without any match are all NaN
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return pd.DataFrame({"similar_best_sim": sims[:, 0], "similar_best_score": scores[:, 0], "similar_mean_score": mean,
+                             "similar_mean_sim": np.nanmean(sims, 1)}, index=index)
+
 # %% ../nbs/08_pitch.ipynb #c0e23a9c
 LGB_PARAMS = dict(n_estimators=1500, learning_rate=0.02, num_leaves=31, min_child_samples=20, subsample=0.8,
                   subsample_freq=1, colsample_bytree=0.5, reg_lambda=1.0, verbose=-1)
@@ -387,8 +427,28 @@ class PitchModel(BaseEstimator, RegressorMixin):
         C = character_vectors(X, cache) if self._uses("characters") else None
         return E, C
 
-    def _table(self, X, E, C, text, guess) -> pd.DataFrame:
-        "The tree model's features: metadata, franchise, synopsis components, the text ridge's score, metadata guessed from the synopsis, character components."
+    def _reads_similar(self) -> bool:
+        "Whether the trees read the scores of similar earlier synopses: best on folds for a synopsis without the franchise input (with it, they add nothing)."
+        return self._uses("synopsis") and not self._uses("franchise")
+
+    def _remember(self, X, y, E):
+        "Keep the dated, scored training anime with a synopsis (unit MiniLM vectors, air times, scores): the works a later pitch looks up."
+        when, keep = _lookup_rows(X)
+        self.known_ = (unit_rows(E[keep]).astype(np.float16), when[keep], np.asarray(y, float)[keep])
+
+    def _similar(self, X, E, known=None) -> pd.DataFrame:
+        "`similar_table` of X's synopses among the model's known works and `known` (X rows, scores) aired before each was pitched."
+        K, when, score = self.known_
+        K = K.astype(np.float32)
+        if known is not None:
+            Xk, yk = known
+            wk, keep = _lookup_rows(Xk)
+            K = np.vstack([K, unit_rows(embed_texts(Xk.synopsis[keep]))]) if keep.any() else K
+            when, score = np.r_[when, wk[keep]], np.r_[score, np.asarray(yk, float)[keep]]
+        return similar_table(*similar_earlier(unit_rows(E), _lookup_rows(X)[0], K, when, score), X.index)
+
+    def _table(self, X, E, C, text, guess, similar=None) -> pd.DataFrame:
+        "The tree model's features: metadata, franchise, synopsis components, the text ridge's score, metadata guessed from the synopsis, similar earlier synopses' scores, character components."
         side = self._side(X)
         parts = [side] if side is not None else []
         if E is not None:
@@ -396,6 +456,7 @@ class PitchModel(BaseEstimator, RegressorMixin):
             parts.append(pd.Series(text, index=X.index, name="synopsis_text_score"))
             parts.append(np.log1p(X.synopsis.map(_words)).astype(float).rename("synopsis_log_words"))
         if guess is not None: parts.append(guess)
+        if similar is not None: parts.append(similar)
         if C is not None and self.char_pca_ is not None:
             Z = np.full((len(X), self.char_pca_.n_components_), np.nan)
             has = ~np.isnan(C).any(1)
@@ -442,7 +503,11 @@ class PitchModel(BaseEstimator, RegressorMixin):
             has = ~np.isnan(C).any(1)
             self.n_with_characters_ = int(has.sum())
             if has.sum() > self.n_char_pca: self.char_pca_ = PCA(self.n_char_pca, random_state=self.seed).fit(C[has])
-        T = self._table(X, E, C, text, guess)
+        similar = None
+        if E is not None and self._reads_similar():
+            self._remember(X, y, E)
+            similar = self._similar(X, E)  # each training anime looks up the training anime aired before it
+        T = self._table(X, E, C, text, guess, similar)
         self.tree_features_ = list(T.columns)  # the trees read an array: studio and genre names may hold any character
         A, pool = self._tree_inputs(X, T, z)
         self.lightgbm_ = lgb.LGBMRegressor(**LGB_PARAMS | {"random_state": self.seed, "n_jobs": 1} | (self.lgb_params or {})).fit(A, z)
@@ -456,15 +521,16 @@ class PitchModel(BaseEstimator, RegressorMixin):
         if self.scaler_ is not None: self.linear_names_ += list(self.scaler_.feature_names_in_)
         return self
 
-    def _parts(self, X, cache: bool = True) -> tuple:
-        "Tree and linear predictions on the 0-1 scale, the features behind them, and the trees' inputs (`_tree_inputs`)."
-        return self._parts_on(X, *self._embed(X, cache))
+    def _parts(self, X, cache: bool = True, known=None) -> tuple:
+        "Tree and linear predictions on the 0-1 scale, the features behind them, and the trees' inputs (`_tree_inputs`); `known`: (rows, scores) of more works whose scores are public (those aired before a row count)."
+        return self._parts_on(X, *self._embed(X, cache), known)
 
     @threadpool_limits.wrap(limits=1, user_api="blas")
-    def _parts_on(self, X, E, C) -> tuple:
+    def _parts_on(self, X, E, C, known=None) -> tuple:
         text = self.text_.predict(_text_design(self.tfidf_, X.synopsis, E)) if E is not None else None
         guess = self.guess_.transform(E, X.index) if self.guess_ is not None else None
-        T, L = self._table(X, E, C, text, guess), self._linear_design(X, E)
+        similar = self._similar(X, E, known) if E is not None and self._reads_similar() else None
+        T, L = self._table(X, E, C, text, guess, similar), self._linear_design(X, E)
         trees = self._tree_inputs(X, T)
         return self._tree(T, trees), self.linear_.predict(L), T, L, trees
 
@@ -494,14 +560,14 @@ class PitchModel(BaseEstimator, RegressorMixin):
         k = cat.shape[1] - light.shape[1]  # CatBoost's categories and words come first
         return pd.DataFrame(np.c_[cat[:, :k], light + cat[:, k:]]/2, index=T.index, columns=[*pool.get_feature_names()[:k], *T.columns, "base"])
 
-    def predict_unit(self, X, cache: bool = True) -> np.ndarray:
-        "Predictions on the 0-1 label scale of the training labels (`cache=False`: new pitches stay out of the cache)."
-        g, l, *_ = self._parts(X, cache)
+    def predict_unit(self, X, cache: bool = True, known=None) -> np.ndarray:
+        "Predictions on the 0-1 label scale of the training labels (`cache=False`: new pitches stay out of the cache; `known` as in `_parts`)."
+        g, l, *_ = self._parts(X, cache, known)
         return self.weight*g + (1 - self.weight)*l
 
-    def predict(self, X, cache: bool = True) -> np.ndarray:
+    def predict(self, X, cache: bool = True, known=None) -> np.ndarray:
         "Predicted MAL scores on the 1-10 scale."
-        return self.labels_.inverse_transform(self.predict_unit(X, cache))
+        return self.labels_.inverse_transform(self.predict_unit(X, cache, known))
 
 # %% ../nbs/08_pitch.ipynb #073d6c5d
 def _group(name: str) -> str:
@@ -515,6 +581,7 @@ def _group(name: str) -> str:
     if name.startswith("relation="): return "relation to earlier works"
     if name.startswith("earlier_"): return "directly related earlier works' scores"
     if name.startswith("studio_track_"): return "studios' track record"
+    if name.startswith("similar_"): return "scores of similar earlier synopses"
     return name
 
 def explain(model: PitchModel, X, k: int = 5, parts=None) -> list:
@@ -536,7 +603,7 @@ def cv_parts(model: PitchModel, X, y, groups, n_folds: int = 5) -> pd.DataFrame:
     out = pd.DataFrame(index=X.index, columns=["tree", "linear"], dtype=float)
     for a, b in GroupKFold(n_folds).split(X, groups=groups):
         m = clone(model).fit(X.iloc[a], y[a], groups[a])
-        g, l, *_ = m._parts(X.iloc[b])
+        g, l, *_ = m._parts(X.iloc[b], known=(X.iloc[b], y[b]))  # as on test: a held-out anime may look up the held-out works aired before it
         out.iloc[b] = np.c_[m.labels_.inverse_transform(g), m.labels_.inverse_transform(l)]
     return out
 
@@ -569,7 +636,7 @@ def train_model(X, y, groups, inputs, n_folds: int = 5, coverage: float = 0.8, s
     return model, oof
 
 # %% ../nbs/08_pitch.ipynb #c1cd5fd4
-MODEL_FORMAT = 7  # raised whenever a saved model's parts change (2: producers, relations to earlier works; 3: their scores; 4: guesses; 5: CatBoost; 6: its categories; 7: its synopsis words)
+MODEL_FORMAT = 8  # raised whenever a saved model's parts change (2: producers, relations to earlier works; 3: their scores; 4: guesses; 5: CatBoost; 6: its categories; 7: its synopsis words; 8: similar earlier synopses)
 
 def library_versions() -> dict:
     import animepop, torch
@@ -673,7 +740,7 @@ def mapper_pitches(path) -> list:
         meta["genres"] = [g for g in meta["genres"] if g not in RECEPTION_TAGS]
         syn = _clean(r.synopsis)
         out.append((int(r.mal_id), {"title": _clean(r.title), "synopsis": strip_boilerplate(syn) if syn else syn, "metadata": meta,
-                                    "franchise_scores": earlier, "earlier_works": works}))
+                                    "franchise_scores": earlier, "earlier_works": works, "pitched_at": _clean(air_time([r.year], [r.season])[0])}))
     return out
 
 def predict_corpus(model: PitchModel, path) -> tuple:

@@ -4,6 +4,7 @@ import gzip, json, os, shutil, subprocess, sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -77,6 +78,22 @@ def test_predict_pitch(model_dir, good_pitch, tmp_path):
     r = run("animepop_predict", "--model", model_dir, "--pitch", write(tmp_path, no_chars), "--as_json")
     res = json.loads(r.stdout)
     assert res["inputs_used"] == ["synopsis", "metadata", "franchise"] and len(res["top_features"]) == 5
+
+
+def test_synopsis_model_looks_up_earlier_works(slice_dir, good_pitch, tmp_path):
+    "A synopsis-only model keeps its dated training synopses with their scores, and a pitch (made now) looks them up."
+    from animepop.pitch import embed_texts, load_model, pitch_frame
+    r = run("animepop_train", "--inputs", "synopsis", "--data", slice_dir, "--out", tmp_path/"syn", "--folds", 2)
+    assert r.returncode == 0, r.stderr
+    model, _ = load_model(tmp_path/"syn")
+    vectors, when, scores = model.known_
+    assert len(vectors) > 100 and np.isfinite(when).all() and ((scores >= 1) & (scores <= 10)).all()
+    X = pitch_frame({"synopsis": good_pitch["synopsis"]}, model.inputs, {})
+    found = model._similar(X, embed_texts(X.synopsis, cache=False)).iloc[0]
+    assert 0 < found.similar_best_sim <= 1.001 and 1 <= found.similar_best_score <= 10
+    r = run("animepop_predict", "--model", tmp_path/"syn", "--pitch", write(tmp_path, {"synopsis": good_pitch["synopsis"]}), "--as_json")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["inputs_used"] == ["synopsis"]
 
 
 def test_predict_corpus(model_dir, shared_data, tmp_path):
