@@ -15,7 +15,7 @@ __all__ = ['INPUTS', 'CATEGORICAL', 'NUMERIC', 'LISTS', 'META_FIELDS', 'MIN_SYNO
            'train_cli', 'score_pitch', 'format_result', 'predict_cli', 'bench_latency']
 
 # %% ../nbs/08_pitch.ipynb #76f89151
-import contextlib, hashlib, json, os, platform, sys, time, warnings
+import contextlib, hashlib, json, os, platform, sys, tempfile, time, warnings
 from pathlib import Path
 
 import catboost
@@ -415,6 +415,17 @@ class PitchModel(BaseEstimator, RegressorMixin):
 
     def _uses(self, name) -> bool: return name in self.inputs
 
+    # CatBoost 1.2.10 crashes when a model with text features that was loaded (unpickled, or read from its own file
+    # format) is saved again: the trees travel as the file the fitted model wrote, never re-serialised
+    def __getstate__(self):
+        state = dict(super().__getstate__())  # a copy: it may be the model's own __dict__
+        if "catboost_file_" in state: state.pop("catboost_")
+        return state
+
+    def __setstate__(self, state):
+        if "catboost_file_" in state: state["catboost_"] = catboost.CatBoostRegressor().load_model(blob=state["catboost_file_"])
+        super().__setstate__(state)
+
     def _side(self, X) -> pd.DataFrame | None:
         "Metadata and franchise features of X, for the inputs the model uses (None if neither)."
         parts = (([self.meta_.transform(X)] if self._uses("metadata") else []) +
@@ -513,6 +524,9 @@ class PitchModel(BaseEstimator, RegressorMixin):
         self.lightgbm_ = lgb.LGBMRegressor(**LGB_PARAMS | {"random_state": self.seed, "n_jobs": 1} | (self.lgb_params or {})).fit(A, z)
         by_inputs = ({"depth": CAT_METADATA_DEPTH} if self._uses("metadata") else {}) | ({"text_processing": CAT_WORDS} if self._reads_words() else {})
         self.catboost_ = catboost.CatBoostRegressor(**CAT_PARAMS | by_inputs | {"random_seed": self.seed, "thread_count": 1} | (self.cat_params or {})).fit(pool)
+        with tempfile.TemporaryDirectory() as d:
+            self.catboost_.save_model(f"{d}/trees.cbm")
+            self.catboost_file_ = Path(f"{d}/trees.cbm").read_bytes()
         L = self._linear_design(X, E)
         self.linear_ = Ridge(alpha=self.alpha).fit(L, z)
         self.linear_mean_ = np.asarray(L.mean(0)).ravel()
