@@ -445,14 +445,14 @@ class PitchModel(BaseEstimator, RegressorMixin):
     def _remember(self, X, y, E):
         "Keep the dated, scored training anime with a synopsis (unit MiniLM vectors, air times, scores): the works a later pitch looks up."
         when, keep = _lookup_rows(X)
-        self.known_ = (unit_rows(E[keep]).astype(np.float16), when[keep], np.asarray(y, float)[keep])
+        self.record_ = (unit_rows(E[keep]).astype(np.float16), when[keep], np.asarray(y, float)[keep])
 
-    def _similar(self, X, E, known=None) -> pd.DataFrame:
-        "`similar_table` of X's synopses among the model's known works and `known` (X rows, scores) aired before each was pitched."
-        K, when, score = self.known_
+    def _similar(self, X, E, record=None) -> pd.DataFrame:
+        "`similar_table` of X's synopses among the model's record of aired works and `record` (more rows, their scores) aired before each was pitched."
+        K, when, score = self.record_
         K = K.astype(np.float32)
-        if known is not None:
-            Xk, yk = known
+        if record is not None:
+            Xk, yk = record
             wk, keep = _lookup_rows(Xk)
             K = np.vstack([K, unit_rows(embed_texts(Xk.synopsis[keep]))]) if keep.any() else K
             when, score = np.r_[when, wk[keep]], np.r_[score, np.asarray(yk, float)[keep]]
@@ -535,15 +535,15 @@ class PitchModel(BaseEstimator, RegressorMixin):
         if self.scaler_ is not None: self.linear_names_ += list(self.scaler_.feature_names_in_)
         return self
 
-    def _parts(self, X, cache: bool = True, known=None) -> tuple:
-        "Tree and linear predictions on the 0-1 scale, the features behind them, and the trees' inputs (`_tree_inputs`); `known`: (rows, scores) of more works whose scores are public (those aired before a row count)."
-        return self._parts_on(X, *self._embed(X, cache), known)
+    def _parts(self, X, cache: bool = True, record=None) -> tuple:
+        "Tree and linear predictions on the 0-1 scale, the features behind them, and the trees' inputs (`_tree_inputs`); `record`: (rows, scores) of more works whose scores are public (those aired before a row count)."
+        return self._parts_on(X, *self._embed(X, cache), record)
 
     @threadpool_limits.wrap(limits=1, user_api="blas")
-    def _parts_on(self, X, E, C, known=None) -> tuple:
+    def _parts_on(self, X, E, C, record=None) -> tuple:
         text = self.text_.predict(_text_design(self.tfidf_, X.synopsis, E)) if E is not None else None
         guess = self.guess_.transform(E, X.index) if self.guess_ is not None else None
-        similar = self._similar(X, E, known) if E is not None and self._reads_similar() else None
+        similar = self._similar(X, E, record) if E is not None and self._reads_similar() else None
         T, L = self._table(X, E, C, text, guess, similar), self._linear_design(X, E)
         trees = self._tree_inputs(X, T)
         return self._tree(T, trees), self.linear_.predict(L), T, L, trees
@@ -574,14 +574,14 @@ class PitchModel(BaseEstimator, RegressorMixin):
         k = cat.shape[1] - light.shape[1]  # CatBoost's categories and words come first
         return pd.DataFrame(np.c_[cat[:, :k], light + cat[:, k:]]/2, index=T.index, columns=[*pool.get_feature_names()[:k], *T.columns, "base"])
 
-    def predict_unit(self, X, cache: bool = True, known=None) -> np.ndarray:
-        "Predictions on the 0-1 label scale of the training labels (`cache=False`: new pitches stay out of the cache; `known` as in `_parts`)."
-        g, l, *_ = self._parts(X, cache, known)
+    def predict_unit(self, X, cache: bool = True, record=None) -> np.ndarray:
+        "Predictions on the 0-1 label scale of the training labels (`cache=False`: new pitches stay out of the cache; `record` as in `_parts`)."
+        g, l, *_ = self._parts(X, cache, record)
         return self.weight*g + (1 - self.weight)*l
 
-    def predict(self, X, cache: bool = True, known=None) -> np.ndarray:
+    def predict(self, X, cache: bool = True, record=None) -> np.ndarray:
         "Predicted MAL scores on the 1-10 scale."
-        return self.labels_.inverse_transform(self.predict_unit(X, cache, known))
+        return self.labels_.inverse_transform(self.predict_unit(X, cache, record))
 
 # %% ../nbs/08_pitch.ipynb #073d6c5d
 def _group(name: str) -> str:
@@ -617,7 +617,7 @@ def cv_parts(model: PitchModel, X, y, groups, n_folds: int = 5) -> pd.DataFrame:
     out = pd.DataFrame(index=X.index, columns=["tree", "linear"], dtype=float)
     for a, b in GroupKFold(n_folds).split(X, groups=groups):
         m = clone(model).fit(X.iloc[a], y[a], groups[a])
-        g, l, *_ = m._parts(X.iloc[b], known=(X.iloc[b], y[b]))  # as on test: a held-out anime may look up the held-out works aired before it
+        g, l, *_ = m._parts(X.iloc[b], record=(X.iloc[b], y[b]))  # as on test: a held-out anime may look up the held-out works aired before it
         out.iloc[b] = np.c_[m.labels_.inverse_transform(g), m.labels_.inverse_transform(l)]
     return out
 

@@ -86,7 +86,7 @@ def test_synopsis_model_looks_up_earlier_works(slice_dir, good_pitch, tmp_path):
     r = run("animepop_train", "--inputs", "synopsis", "--data", slice_dir, "--out", tmp_path/"syn", "--folds", 2)
     assert r.returncode == 0, r.stderr
     model, _ = load_model(tmp_path/"syn")
-    vectors, when, scores = model.known_
+    vectors, when, scores = model.record_
     assert len(vectors) > 100 and np.isfinite(when).all() and ((scores >= 1) & (scores <= 10)).all()
     X = pitch_frame({"synopsis": good_pitch["synopsis"]}, model.inputs, {})
     found = model._similar(X, embed_texts(X.synopsis, cache=False)).iloc[0]
