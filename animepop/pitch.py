@@ -7,12 +7,12 @@ __all__ = ['INPUTS', 'CATEGORICAL', 'NUMERIC', 'LISTS', 'META_FIELDS', 'MIN_SYNO
            'CAT_PARAMS', 'CAT_METADATA_DEPTH', 'CAT_WORDS', 'MODEL_FORMAT', 'PitchError', 'parse_inputs',
            'franchise_scores', 'earlier_works', 'corpus_frame', 'read_json', 'check_image', 'check_metadata',
            'check_characters', 'check_franchise', 'pitch_frame', 'MetaFeatures', 'franchise_table', 'embed_texts',
-           'character_vectors', 'unit_rows', 'similar_earlier', 'similar_table', 'memoised', 'oof_text',
-           'guess_targets', 'SynopsisGuess', 'oof_guess', 'PitchModel', 'explain', 'cv_parts', 'best_weight',
-           'conformal_quantile', 'interval_coverage', 'train_model', 'library_versions', 'card_markdown', 'write_card',
-           'save_model', 'load_model', 'read_training_data', 'with_short', 'training_pool', 'data_fingerprint',
-           'with_interval', 'predict_frame', 'mapper_pitches', 'predict_corpus', 'training_card', 'train_from_corpus',
-           'train_cli', 'score_pitch', 'format_result', 'predict_cli', 'bench_latency']
+           'character_vectors', 'similar_earlier', 'similar_table', 'memoised', 'oof_text', 'guess_targets',
+           'SynopsisGuess', 'oof_guess', 'PitchModel', 'explain', 'cv_parts', 'best_weight', 'conformal_quantile',
+           'interval_coverage', 'train_model', 'library_versions', 'card_markdown', 'write_card', 'save_model',
+           'load_model', 'read_training_data', 'with_short', 'training_pool', 'data_fingerprint', 'with_interval',
+           'predict_frame', 'mapper_pitches', 'predict_corpus', 'training_card', 'train_from_corpus', 'train_cli',
+           'score_pitch', 'format_result', 'predict_cli', 'bench_latency']
 
 # %% ../nbs/08_pitch.ipynb #76f89151
 import contextlib, hashlib, json, os, platform, sys, tempfile, time, warnings
@@ -33,7 +33,7 @@ from sklearn.decomposition import PCA
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import Ridge
 from sklearn.model_selection import GroupKFold
-from sklearn.preprocessing import StandardScaler
+from sklearn.preprocessing import StandardScaler, normalize
 from threadpoolctl import threadpool_limits
 
 from .config import MODELS, PROCESSED, atomic_write, data_dir, result_memo
@@ -306,11 +306,6 @@ def character_vectors(X, cache: bool = True) -> np.ndarray:
     return np.hstack([_pooled(list(X.descriptions), "minilm", cache), _pooled(list(X.portraits), "effnet-lite0", cache)])
 
 # %% ../nbs/08_pitch.ipynb #0f75bc0f
-def unit_rows(E) -> np.ndarray:
-    "Rows of E scaled to length 1 (float32)."
-    E = np.asarray(E, np.float32)
-    return E/np.maximum(np.linalg.norm(E, axis=1, keepdims=True), 1e-12)
-
 def similar_earlier(E, when, E_known, when_known, score_known, k: int = 3, chunk: int = 2048) -> tuple:
     "(similarities, scores), each (rows of E, k), of the `k` known works most similar to each row among those aired strictly before `when` (NaN where fewer); E and E_known are unit rows."
     sims, scores = np.full((len(E), k), np.nan), np.full((len(E), k), np.nan)
@@ -445,7 +440,7 @@ class PitchModel(BaseEstimator, RegressorMixin):
     def _remember(self, X, y, E):
         "Keep the dated, scored training anime with a synopsis (unit MiniLM vectors, air times, scores): the works a later pitch looks up."
         when, keep = _lookup_rows(X)
-        self.record_ = (unit_rows(E[keep]).astype(np.float16), when[keep], np.asarray(y, float)[keep])
+        self.record_ = (normalize(E[keep]).astype(np.float16), when[keep], np.asarray(y, float)[keep])
 
     def _similar(self, X, E, record=None) -> pd.DataFrame:
         "`similar_table` of X's synopses among the model's record of aired works and `record` (more rows, their scores) aired before each was pitched."
@@ -454,9 +449,9 @@ class PitchModel(BaseEstimator, RegressorMixin):
         if record is not None:
             Xk, yk = record
             wk, keep = _lookup_rows(Xk)
-            K = np.vstack([K, unit_rows(embed_texts(Xk.synopsis[keep]))]) if keep.any() else K
+            K = np.vstack([K, normalize(embed_texts(Xk.synopsis[keep]))]) if keep.any() else K
             when, score = np.r_[when, wk[keep]], np.r_[score, np.asarray(yk, float)[keep]]
-        return similar_table(*similar_earlier(unit_rows(E), _lookup_rows(X)[0], K, when, score), X.index)
+        return similar_table(*similar_earlier(normalize(E), _lookup_rows(X)[0], K, when, score), X.index)
 
     def _table(self, X, E, C, text, guess, similar=None) -> pd.DataFrame:
         "The tree model's features: metadata, franchise, synopsis components, the text ridge's score, metadata guessed from the synopsis, similar earlier synopses' scores, character components."
