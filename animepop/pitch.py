@@ -4,7 +4,7 @@
 
 # %% auto #0
 __all__ = ['INPUTS', 'CATEGORICAL', 'NUMERIC', 'LISTS', 'META_FIELDS', 'MIN_SYNOPSIS_WORDS', 'FRAME_COLUMNS', 'LGB_PARAMS',
-           'CAT_PARAMS', 'CAT_METADATA_DEPTH', 'CAT_WORDS', 'MODEL_FORMAT', 'PitchError', 'parse_inputs',
+           'LGB_SEEDS', 'CAT_PARAMS', 'CAT_METADATA_DEPTH', 'CAT_WORDS', 'MODEL_FORMAT', 'PitchError', 'parse_inputs',
            'franchise_scores', 'earlier_works', 'corpus_frame', 'read_json', 'check_image', 'check_metadata',
            'check_characters', 'check_franchise', 'pitch_frame', 'MetaFeatures', 'franchise_table', 'embed_texts',
            'character_vectors', 'similar_earlier', 'similar_table', 'memoised', 'oof_text', 'guess_targets',
@@ -30,6 +30,7 @@ import sklearn
 from fastcore.script import call_parse, Param, store_true
 from sklearn.base import BaseEstimator, RegressorMixin, TransformerMixin, clone
 from sklearn.decomposition import PCA
+from sklearn.ensemble import VotingRegressor
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import Ridge
 from sklearn.model_selection import GroupKFold
@@ -338,6 +339,7 @@ def similar_table(sims, scores, index=None) -> pd.DataFrame:
 # %% ../nbs/08_pitch.ipynb #c0e23a9c
 LGB_PARAMS = dict(n_estimators=1500, learning_rate=0.02, num_leaves=31, min_child_samples=20, subsample=0.8,
                   subsample_freq=1, colsample_bytree=0.5, reg_lambda=1.0, verbose=-1)
+LGB_SEEDS = 4  # LightGBM averaged over its row and column samples' seeds: a little better on folds at each seed tried, and cheap (CatBoost takes ten times as long)
 CAT_PARAMS = dict(iterations=1000, learning_rate=0.1, depth=6, l2_leaf_reg=3.0, verbose=0, allow_writing_files=False)
 CAT_METADATA_DEPTH = 8  # best on folds: deeper trees gain where CatBoost reads the metadata's categories, lose on the synopsis alone
 # for a synopsis without metadata, CatBoost's own bag of words: one lowercased word dictionary, presence of its 1,000 most useful words
@@ -516,7 +518,8 @@ class PitchModel(BaseEstimator, RegressorMixin):
         T = self._table(X, E, C, text, guess, similar)
         self.tree_features_ = list(T.columns)  # the trees read an array: studio and genre names may hold any character
         A, pool = self._tree_inputs(X, T, z)
-        self.lightgbm_ = lgb.LGBMRegressor(**LGB_PARAMS | {"random_state": self.seed, "n_jobs": 1} | (self.lgb_params or {})).fit(A, z)
+        light = LGB_PARAMS | {"n_jobs": 1} | (self.lgb_params or {})
+        self.lightgbm_ = VotingRegressor([(f"seed{s}", lgb.LGBMRegressor(**light | {"random_state": self.seed + s})) for s in range(LGB_SEEDS)]).fit(A, z)
         by_inputs = ({"depth": CAT_METADATA_DEPTH} if self._uses("metadata") else {}) | ({"text_processing": CAT_WORDS} if self._reads_words() else {})
         self.catboost_ = catboost.CatBoostRegressor(**CAT_PARAMS | by_inputs | {"random_seed": self.seed, "thread_count": 1} | (self.cat_params or {})).fit(pool)
         with tempfile.TemporaryDirectory() as d:
@@ -564,8 +567,9 @@ class PitchModel(BaseEstimator, RegressorMixin):
         "The trees' predictions for `_tree_inputs` `trees` of features T, LightGBM's and CatBoost's averaged; or each feature's SHAP contribution (DataFrame, last column the base value)."
         A, pool = trees
         if not contributions: return (self.lightgbm_.predict(A) + self.catboost_.predict(pool))/2
+        light = np.mean([m.predict(A, pred_contrib=True) for m in self.lightgbm_.estimators_], 0)  # contributions add up: they average as predictions do
         # explanations come one pitch at a time: precomputing CatBoost's leaf statistics cost 4x the single-row computation
-        light, cat = self.lightgbm_.predict(A, pred_contrib=True), self.catboost_.get_feature_importance(pool, type="ShapValues", shap_mode="NoPreCalc")
+        cat = self.catboost_.get_feature_importance(pool, type="ShapValues", shap_mode="NoPreCalc")
         k = cat.shape[1] - light.shape[1]  # CatBoost's categories and words come first
         return pd.DataFrame(np.c_[cat[:, :k], light + cat[:, k:]]/2, index=T.index, columns=[*pool.get_feature_names()[:k], *T.columns, "base"])
 
@@ -645,7 +649,7 @@ def train_model(X, y, groups, inputs, n_folds: int = 5, coverage: float = 0.8, s
     return model, oof
 
 # %% ../nbs/08_pitch.ipynb #c1cd5fd4
-MODEL_FORMAT = 8  # raised whenever a saved model's parts change (2: producers, relations to earlier works; 3: their scores; 4: guesses; 5: CatBoost; 6: its categories; 7: its synopsis words; 8: similar earlier synopses)
+MODEL_FORMAT = 9  # raised whenever a saved model's parts change (2: producers, relations to earlier works; 3: their scores; 4: guesses; 5: CatBoost; 6: its categories; 7: its synopsis words; 8: similar earlier synopses; 9: LightGBM over seeds)
 
 def library_versions() -> dict:
     import animepop, torch
