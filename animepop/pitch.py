@@ -736,12 +736,12 @@ def with_interval(model: PitchModel, s, index=None) -> pd.DataFrame:
     q = model.half_width_
     return pd.DataFrame({"score": np.clip(s, 1, 10), "lo": np.clip(s - q, 1, 10), "hi": np.clip(s + q, 1, 10)}, index=index)
 
-def predict_frame(model: PitchModel, X, cache: bool = True) -> pd.DataFrame:
-    "score, lo, hi (1-10 scale, `model.coverage_` interval) for each row of X."
-    return with_interval(model, model.predict(X, cache), X.index)
+def predict_frame(model: PitchModel, X, cache: bool = True, record=None) -> pd.DataFrame:
+    "score, lo, hi (1-10 scale, `model.coverage_` interval) for each row of X (`record` as in `PitchModel._parts`)."
+    return with_interval(model, model.predict(X, cache, record), X.index)
 
 def mapper_pitches(path) -> list:
-    "(mal_id, pitch dict) for each record of an anime-mapper `.jsonl.gz` file."
+    "(mal_id, pitch dict, MAL score or None) for each record of an anime-mapper `.jsonl.gz` file."
     path = Path(path)
     if not path.is_file(): raise PitchError("corpus", f"file not found: {path}")
     try: anime = read_anime_mapper(path)
@@ -753,17 +753,20 @@ def mapper_pitches(path) -> list:
         meta["genres"] = [g for g in meta["genres"] if g not in RECEPTION_TAGS]
         syn = _clean(r.synopsis)
         out.append((int(r.mal_id), {"title": _clean(r.title), "synopsis": strip_boilerplate(syn) if syn else syn, "metadata": meta,
-                                    "franchise_scores": earlier, "earlier_works": works, "pitched_at": _clean(air_time([r.year], [r.season])[0])}))
+                                    "franchise_scores": earlier, "earlier_works": works, "pitched_at": _clean(air_time([r.year], [r.season])[0])},
+                    _clean(r.score)))
     return out
 
 def predict_corpus(model: PitchModel, path) -> tuple:
     "(predictions mal_id, score, lo, hi; problems list of 'mal_id N: field: what') for an anime-mapper file."
-    rows, ids, problems = [], [], []
-    for mal_id, pitch in mapper_pitches(path):
-        try: rows.append(pitch_frame(pitch, model.inputs, model.meta_.known_ if model._uses("metadata") else {})); ids.append(mal_id)
+    rows, ids, scores, problems = [], [], [], []
+    for mal_id, pitch, score in mapper_pitches(path):
+        try: rows.append(pitch_frame(pitch, model.inputs, model.meta_.known_ if model._uses("metadata") else {})); ids.append(mal_id); scores.append(score)
         except PitchError as e: problems.append(f"mal_id {mal_id}: {e}")
     if not rows: return pd.DataFrame(columns=["mal_id", "score", "lo", "hi"]), problems
-    pred = predict_frame(model, pd.concat(rows))
+    X, scores = pd.concat(rows), np.array(scores, float)  # None -> NaN
+    # the file's scored entries are aired works, as in its franchise features: an entry looks up those aired before it
+    pred = predict_frame(model, X, record=(X[~np.isnan(scores)], scores[~np.isnan(scores)]))
     return pred.assign(mal_id=ids).reset_index(drop=True)[["mal_id", "score", "lo", "hi"]], problems
 
 # %% ../nbs/08_pitch.ipynb #86098521
