@@ -747,13 +747,14 @@ def mapper_pitches(path) -> list:
     try: anime = read_anime_mapper(path)
     except (OSError, EOFError, ValueError) as e: raise PitchError("corpus", f"{path} is not an anime-mapper .jsonl.gz file ({e})") from None
     out = []
-    for r, earlier, works in zip(anime.itertuples(index=False), franchise_scores(anime), earlier_works(anime)):  # the file's own entries
+    when = air_time(anime.year, anime.season)
+    for r, earlier, works, at in zip(anime.itertuples(index=False), franchise_scores(anime), earlier_works(anime), when):  # the file's own entries
         meta = {f: _clean(getattr(r, f)) for f in META_FIELDS}
         for f in LISTS: meta[f] = meta[f] or []
         meta["genres"] = [g for g in meta["genres"] if g not in RECEPTION_TAGS]
         syn = _clean(r.synopsis)
         out.append((int(r.mal_id), {"title": _clean(r.title), "synopsis": strip_boilerplate(syn) if syn else syn, "metadata": meta,
-                                    "franchise_scores": earlier, "earlier_works": works, "pitched_at": _clean(air_time([r.year], [r.season])[0])},
+                                    "franchise_scores": earlier, "earlier_works": works, "pitched_at": _clean(at)},
                     _clean(r.score)))
     return out
 
