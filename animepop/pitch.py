@@ -340,7 +340,8 @@ def similar_table(sims, scores, index=None) -> pd.DataFrame:
 LGB_PARAMS = dict(n_estimators=1500, learning_rate=0.02, num_leaves=31, min_child_samples=20, subsample=0.8,
                   subsample_freq=1, colsample_bytree=0.5, reg_lambda=1.0, verbose=-1)
 LGB_SEEDS = 4  # LightGBM averaged over its row and column samples' seeds: a little better on folds at each seed tried, and cheap (CatBoost takes ten times as long)
-CAT_PARAMS = dict(iterations=1000, learning_rate=0.1, depth=6, l2_leaf_reg=3.0, verbose=0, allow_writing_files=False)
+# rsm: each split weighs a random half of the features, a little better on folds at every input combination tried, and faster
+CAT_PARAMS = dict(iterations=1000, learning_rate=0.1, depth=6, l2_leaf_reg=3.0, rsm=0.5, verbose=0, allow_writing_files=False)
 CAT_METADATA_DEPTH = 8  # best on folds: deeper trees gain where CatBoost reads the metadata's categories, lose on the synopsis alone
 # for a synopsis without metadata, CatBoost's own bag of words: one lowercased word dictionary, presence of its 1,000 most useful words
 CAT_WORDS = {"tokenizers": [{"tokenizer_id": "Space", "separator_type": "ByDelimiter", "delimiter": " ", "lowercasing": "true"}],
