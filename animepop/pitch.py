@@ -767,8 +767,8 @@ def predict_corpus(model: PitchModel, path) -> tuple:
         except PitchError as e: problems.append(f"mal_id {mal_id}: {e}")
     if not rows: return pd.DataFrame(columns=["mal_id", "score", "lo", "hi"]), problems
     X, scores = pd.concat(rows), np.array(scores, float)  # None -> NaN
-    # the file's scored entries are aired works, as in its franchise features: an entry looks up those aired before it
-    pred = predict_frame(model, X, record=(X[~np.isnan(scores)], scores[~np.isnan(scores)]))
+    scored = ~np.isnan(scores)  # the file's scored entries are aired works, as in its franchise features: an entry looks up those aired before it
+    pred = predict_frame(model, X, record=(X[scored], scores[scored]))
     return pred.assign(mal_id=ids).reset_index(drop=True)[["mal_id", "score", "lo", "hi"]], problems
 
 # %% ../nbs/08_pitch.ipynb #86098521
