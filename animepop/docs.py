@@ -116,11 +116,16 @@ class ReadmeLinks(Preprocessor):
 # %% ../nbs/09b_docs.ipynb #900ae983
 def _papermill(path) -> dict: return json.loads(Path(path).read_text()).get("metadata", {}).get("papermill", {})
 
+def _quick(run: Path) -> bool:
+    params = run/"params.json"
+    return params.exists() and bool(json.loads(params.read_text()).get("settings", {}).get("quick"))
+
 def executed_copy(name: str, runs=None) -> Path | None:
     "The newest copy of notebook `name` under `runs` (default `runs/`) that papermill ran to its end without an error."
     for run in sorted(Path(runs or RUNS).glob("*/"), reverse=True):
         path = run/f"{name}.ipynb"
-        if path.exists() and (pm := _papermill(path)).get("end_time") and not pm.get("exception"): return path
+        if path.exists() and not _quick(run) and (pm := _papermill(path)).get("end_time") and not pm.get("exception"):
+            return path
     return None
 
 # %% ../nbs/09b_docs.ipynb #b11b19ac
