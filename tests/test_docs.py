@@ -160,7 +160,7 @@ def _save(summary_dir: Path, key: str, value) -> None:
 
 
 @pytest.mark.slow
-def test_site_in_chromium(served_site, browser, screenshots):
+def test_site_in_chromium(browser, served_site, screenshots):  # browser first: no chromium skips before the build
     base, record = served_site
     page, seen, ids, hrefs, bad_requests = browser.new_page(), {}, {}, set(), []
     page.on("requestfailed", lambda r: bad_requests.append(f"{r.url}: {r.failure}"))
