@@ -6,8 +6,8 @@
 __all__ = ['MODES', 'PROFILES', 'PER_CHARACTER', 'TEST_SPLIT', 'MODE_STYLE', 'input_form', 'encoder_specs', 'anime_inputs',
            'take', 'encoded_features', 'benchmark_features', 'split_masks', 'label_scalers', 'scaled_labels',
            'needs_characters', 'run_experiment', 'code_modules', 'memo_experiment', 'mean_prediction',
-           'ridge_prediction', 'quick_slice', 'cv_splits', 'best_run', 'pool_folds', 'table11', 'authors_curves',
-           'plot_curves']
+           'ridge_prediction', 'quick_slice', 'cv_splits', 'best_run', 'pool_folds', 'run_all', 'table11',
+           'authors_curves', 'plot_curves']
 
 # %% ../nbs/07_experiments.ipynb #c5bbb340
 import time, warnings
@@ -24,7 +24,7 @@ from sklearn.model_selection import GroupKFold, GroupShuffleSplit
 from .config import PaperHyperparams, data_dir, get_device, result_memo, seed_everything
 from .report import save_figure, save_table
 from .evaluate import METRICS, PAPER_TABLE11, mean_baseline, metrics_row
-from .features import encode, encode_pooled, load_encoder
+from .features import encode, encode_pooled, item_key, load_encoder
 from .models import EXPERIMENTS, PopularityNet
 from .score import MinMaxLabelScaler
 from .train import AnimeDataset, Search, fit, make_collate, predict, standardize_inputs
@@ -203,6 +203,96 @@ def pool_folds(results: list, mode: str, reference: MinMaxLabelScaler) -> dict:
     rescale = (lambda r, k: r[k]) if mode == "published" else (lambda r, k: reference.transform(r["scaler"].inverse_transform(r[k])))
     return {"y": np.concatenate([rescale(r, "y") for r in results]), "pred": np.concatenate([rescale(r, "pred") for r in results]),
             "train_s": sum(r["train_s"] for r in results), "n_train": int(np.mean([r["n_train"] for r in results]))}
+
+# %% ../nbs/07_experiments.ipynb #4d0a6b8c
+def _runs(mode: str, experiment: str, data: dict, score, splits: dict, hp: PaperHyperparams, epochs, search: Search,
+          specs, device: str) -> list:
+    "((mode, experiment, estimate, fold), job) for every split array of `splits` (estimate -> arrays) and, in tuned mode, every learning rate."
+    if needs_characters(experiment):  # only the anime with characters: the others would be masked out, after costing a hash and a copy
+        rows = data["has_characters"]
+        data, score, splits = {k: take(v, rows) for k, v in data.items()}, score[rows], {e: [s[rows] for s in a] for e, a in splits.items()}
+    tuned = mode == "tuned"
+    out = []
+    for estimate, arrays in splits.items():
+        for fold, s in enumerate(arrays):
+            for lr in (search.lrs if tuned else (hp.lr,)):
+                args = (experiment, mode, data, score, s, replace(hp, lr=lr), search.max_epochs if tuned else epochs)
+                patience = search.patience if tuned else None
+                job = (delayed(run_experiment)(*args, specs, device, patience) if specs else delayed(memo_experiment)(*args, device, patience))
+                out.append(((mode, experiment, estimate, fold), job))
+    return out
+
+def _benchmark_features(inputs: dict, train: np.ndarray, mode: str, portrait_hashes: list) -> dict:
+    "`benchmark_features`, with the portraits' file hashes as an argument: memoised, a changed portrait file is a new key."
+    return benchmark_features(inputs, train, mode)
+
+def _table_row(experiment: str, mode: str, estimate: str, result: dict, lr="", epoch="") -> dict:
+    return {"experiment": experiment, "mode": mode, "estimate": estimate, "n_train": result["n_train"], "lr": lr, "epoch": epoch,
+            "train_s": round(result["train_s"], 1), "y": result["y"], "pred": result["pred"]}
+
+def _fmt(values) -> str: return "/".join(f"{v:g}" for v in values)
+
+def run_all(anime: pd.DataFrame, characters: pd.DataFrame, split: pd.DataFrame, profile: str = "cpu", modes=MODES,
+            hp: PaperHyperparams = PaperHyperparams(), epochs: int | None = None, benchmark_epochs: int | None = None,
+            search: Search = Search(), n_folds: int = 5, n_boot: int = 1000, device: str = "auto", paths: dict | None = None,
+            progress: bool = True, n_jobs: int = 1) -> tuple:
+    "Every experiment in every mode, the character experiments also cross-validated, baselines and a ridge: (Table 11 rows, learning curves, encoding seconds per input form)."
+    if profile not in PROFILES: raise ValueError(f"profile must be one of {list(PROFILES)}, got {profile!r}")
+    for m in modes: input_form(m)
+    a = anime.merge(split[["mal_id", "cluster", "split"]], on="mal_id", how="inner", validate="one_to_one")
+    if len(a) < len(anime): raise ValueError(f"{len(anime) - len(a)} anime have no split assignment: rebuild the split")
+    score, sp, cluster = a.score.to_numpy(float), a.split.to_numpy(), a.cluster.to_numpy()
+    finetune, forms, encode_s, runs, memo = PROFILES[profile]["finetune"], {}, {}, [], result_memo(*code_modules())
+    for mode in modes:
+        form = input_form(mode)
+        if form not in forms:  # tuned reads corrected's inputs and features
+            inputs, specs = anime_inputs(a, characters, form), encoder_specs(profile, form, hp, paths)
+            t = time.time()
+            data = inputs if finetune else {**inputs, **encoded_features(inputs, specs, form, progress)}
+            encode_s[form] = time.time() - t
+            trad = memo.cache(_benchmark_features)(inputs, split_masks(sp, form)["train"], form,
+                                                   [item_key(p, image=True) for p in inputs["portraits"]])
+            forms[form] = (data, {**inputs, **trad}, specs, cv_splits(cluster, inputs["has_characters"], n_folds, hp.seed))
+        data, trad, specs, folds = forms[form]
+        for exp in EXPERIMENTS:
+            splits = {TEST_SPLIT: [sp], **({f"{n_folds}-fold CV over clusters": folds} if needs_characters(exp) else {})}
+            runs += _runs(mode, exp, trad if exp == "Trad" else data, score, splits, hp,
+                          benchmark_epochs if exp == "Trad" else epochs, search, specs if finetune and exp != "Trad" else None, device)
+    runs.sort(key=lambda r: r[0][1] != "Trad")  # the long benchmark first
+    # heads on cached vectors are small: training them side by side, one thread each, beats one at a time on all cores
+    workers = n_jobs if get_device(device) == "cpu" and not finetune else 1
+    with parallel_config("loky", inner_max_num_threads=1):  # one thread per worker (`num_threads` reads OMP_NUM_THREADS)
+        done = Parallel(n_jobs=workers)(job for _, job in runs)
+    grouped = defaultdict(list)
+    for (key, _), result in zip(runs, done): grouped[key].append(result)
+    rows, curves = [], []
+    for mode in modes:
+        data, _, specs, folds = forms[input_form(mode)]
+        has = data["has_characters"]
+        reference = label_scalers(score, {k: m & has for k, m in split_masks(sp, mode).items()}, mode)["train"]
+        cv = f"{n_folds}-fold CV over clusters"
+        for exp in EXPERIMENTS:
+            best = best_run(grouped[mode, exp, TEST_SPLIT, 0])
+            rows.append(_table_row(exp, mode, TEST_SPLIT, best, f"{best['lr']:g}", best["epoch"]))
+            curves += [r["curve"].assign(chosen=r["curve"].lr.iloc[0] == best["lr"]) for r in grouped[mode, exp, TEST_SPLIT, 0]]
+        if mode == "tuned":  # the paper profile's reference: its text encoder's frozen vectors
+            name, settings = specs["synopsis"]
+            ridge = memo.cache(ridge_prediction)(encode(name, data["synopsis"], progress=progress, device=device, **settings)
+                                                 if finetune else data["synopsis"], score, sp)
+            rows.append(_table_row(f"Ridge on Syn's vectors (alpha {ridge['alpha']:g}, chosen on val)", mode, TEST_SPLIT, ridge))
+        for label, m in (("Mean (all anime)", np.ones(len(a), bool)), ("Mean (with characters)", has)):
+            rows.append(_table_row(label, mode, TEST_SPLIT, mean_prediction(mode, m, score, sp)))
+        for exp in filter(needs_characters, EXPERIMENTS):
+            per_fold = [best_run(grouped[mode, exp, cv, f]) for f in range(n_folds)]
+            rows.append(_table_row(exp, mode, cv, pool_folds(per_fold, mode, reference),
+                                   _fmt(r["lr"] for r in per_fold), _fmt(r["epoch"] for r in per_fold)))
+        rows.append(_table_row("Mean (with characters)", mode, cv,
+                               pool_folds([mean_prediction(mode, has, score, s) for s in folds], mode, reference)))
+    score_row = memo.cache(metrics_row)
+    with parallel_config("loky", inner_max_num_threads=1):
+        scored = Parallel(n_jobs=workers)(delayed(score_row)(r["y"], r["pred"], n_boot, hp.seed) for r in rows)
+    table = pd.DataFrame([{**{k: v for k, v in r.items() if k not in ("y", "pred")}, **s} for r, s in zip(rows, scored)])
+    return table, pd.concat(curves, ignore_index=True), encode_s
 
 # %% ../nbs/07_experiments.ipynb #44c8feb5
 def table11(rows: pd.DataFrame) -> pd.DataFrame:

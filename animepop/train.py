@@ -134,4 +134,4 @@ class Search:
     "The `tuned` mode's search on the validation split: each of `lrs` trained up to `max_epochs`, stopped `patience` epochs after its best."
     lrs: tuple = (1e-4, 3e-4, 1e-3, 3e-3)
     max_epochs: int = 100
-    patience: int = 10
+    patience: int = 5
