@@ -16,13 +16,22 @@ from sklearn.metrics import mean_absolute_error, mean_squared_error, r2_score
 # %% ../nbs/07a_evaluate.ipynb #1159a1eb
 METRICS = ("MAE", "MSE", "R2", "Spearman", "Pearson", "Kendall")
 
-def _metric_vector(y_true, y_pred) -> np.ndarray:
-    "The six metrics, in `METRICS` order."
-    with warnings.catch_warnings():
+def _pearson(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    "Pearson's r along the last axis; NaN where either side is constant."
+    a, b = a - a.mean(-1, keepdims=True), b - b.mean(-1, keepdims=True)
+    return (a*b).sum(-1)/np.sqrt((a*a).sum(-1)*(b*b).sum(-1))
+
+def _metric_vector(y_true, y_pred, axis: int = -1) -> np.ndarray:
+    "The six metrics, in `METRICS` order, along `axis`: shape (6, *other axes)."
+    t, p = np.moveaxis(np.asarray(y_true, float), axis, -1), np.moveaxis(np.asarray(y_pred, float), axis, -1)
+    err2, centred = (p - t)**2, ((t - t.mean(-1, keepdims=True))**2).sum(-1)
+    with np.errstate(divide="ignore", invalid="ignore"), warnings.catch_warnings():
         warnings.simplefilter("ignore")  # scipy warns on constant input, where NaN is the honest answer
-        return np.array([mean_absolute_error(y_true, y_pred), mean_squared_error(y_true, y_pred),
-                         r2_score(y_true, y_pred), stats.spearmanr(y_true, y_pred).statistic,
-                         stats.pearsonr(y_true, y_pred).statistic, stats.kendalltau(y_true, y_pred).statistic])
+        r2 = np.where(centred > 0, 1 - err2.sum(-1)/centred, np.where(err2.sum(-1) == 0, 1.0, 0.0))  # scikit-learn's r2_score
+        tau = np.array([stats.kendalltau(a, b).statistic for a, b in zip(t.reshape(-1, t.shape[-1]), p.reshape(-1, p.shape[-1]))])
+        return np.stack([np.abs(p - t).mean(-1), err2.mean(-1), r2,
+                         _pearson(stats.rankdata(t, axis=-1), stats.rankdata(p, axis=-1)), _pearson(t, p),
+                         tau.reshape(t.shape[:-1])])
 
 def regression_metrics(y_true, y_pred) -> dict:
     "MAE, MSE, R2, Spearman, Pearson and Kendall of `y_pred` against `y_true`."
@@ -38,7 +47,7 @@ def metrics_with_ci(y_true, y_pred, n_boot: int = 1000, seed: int = 42, level: f
     y_true, y_pred = np.asarray(y_true, float), np.asarray(y_pred, float)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # degenerate resamples of a constant prediction give NaN bounds
-        ci = stats.bootstrap((y_true, y_pred), _metric_vector, paired=True, vectorized=False, n_resamples=n_boot,
+        ci = stats.bootstrap((y_true, y_pred), _metric_vector, paired=True, vectorized=True, n_resamples=n_boot,
                              confidence_level=level, method="percentile", rng=np.random.default_rng(seed))
     lo, hi = ci.confidence_interval
     return pd.DataFrame({"metric": METRICS, "value": [point[k] for k in METRICS], "lo": lo, "hi": hi})

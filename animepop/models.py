@@ -4,7 +4,7 @@
 
 # %% auto #0
 __all__ = ['EXPERIMENTS', 'linear_stack', 'character_mlp', 'head_mlp', 'n_params', 'BatchSoftmax', 'benchmark_mlp', 'FullBody',
-           'build_body', 'PopularityNet']
+           'build_body', 'Standardize', 'PopularityNet']
 
 # %% ../nbs/05_models.ipynb #aca0d6cf
 import torch
@@ -60,17 +60,29 @@ def build_body(experiment: str, dims: dict, mode: str = "corrected", dropout: fl
     return benchmark_mlp(sum(d), softmax=mode == "published")  # Trad
 
 # %% ../nbs/05_models.ipynb #4bf2ba6a
+class Standardize(nn.Module):
+    "`(x - mean)/std` with statistics of the training rows, kept as buffers (saved with the weights); a constant column is only centred."
+    def __init__(self, mean: torch.Tensor, std: torch.Tensor):
+        super().__init__()
+        self.register_buffer("mean", mean.detach().clone())
+        self.register_buffer("std", torch.where(std > 1e-8, std, torch.ones_like(std)).detach().clone())
+    def forward(self, x): return (x - self.mean)/self.std
+
 class PopularityNet(nn.Module):
-    "An experiment's network: optional encoders per input, their vectors concatenated, then the experiment's layers."
+    "An experiment's network: optional encoders per input, their vectors (standardised where `scalers` has one) concatenated, then the experiment's layers."
     def __init__(self, experiment: str, dims: dict, mode: str = "corrected", encoders: dict | None = None, dropout: float = 0.1):
         super().__init__()
         self.body = build_body(experiment, dims, mode, dropout)
         self.experiment, self.inputs = experiment, EXPERIMENTS[experiment]
-        self.encoders = nn.ModuleDict(encoders or {})
-    def vector(self, name: str, x) -> torch.Tensor:
+        self.encoders, self.scalers = nn.ModuleDict(encoders or {}), nn.ModuleDict()
+    def encoded(self, name: str, x) -> torch.Tensor:
+        "Input `name`'s vector before standardisation: `x` itself, or its encoder's output (pooled per anime if per character)."
         if name not in self.encoders: return x
         enc = self.encoders[name]
         if isinstance(x, dict) and "owner" in x: return pool_by_owner(enc(x["inputs"]), x["owner"], x["n"])
         return enc(x)
+    def vector(self, name: str, x) -> torch.Tensor:
+        v = self.encoded(name, x)
+        return self.scalers[name](v) if name in self.scalers else v
     def forward(self, batch: dict) -> torch.Tensor:
         return self.body(torch.cat([self.vector(k, batch[k]) for k in self.inputs], 1)).squeeze(-1)

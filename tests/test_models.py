@@ -39,3 +39,20 @@ def test_syn_trains_on_real_synopsis_vectors(shared_data, tmp_path):
     curve = fit(net, tr, va, PaperHyperparams(), epochs=2, device="cpu")
     assert list(curve.epoch) == [1, 2] and np.isfinite(curve.val_loss).all()
     assert predict(net, va, make_collate()).shape == (32,)
+
+
+def test_tuned_training_standardises_and_keeps_the_best_epoch(shared_data, tmp_path):
+    "`tuned` mode's pieces on real synopsis vectors: inputs standardised on train, early stopping, best epoch's weights."
+    from animepop.train import standardize_inputs
+    a = load_corpus().anime.sample(160, random_state=1)
+    X = encode("minilm", a.synopsis.tolist(), cache_dir=tmp_path, progress=False)
+    y = MinMaxLabelScaler().fit(a.score[:112]).transform(a.score)
+    tr, va = AnimeDataset({"synopsis": X[:112]}, y[:112]), AnimeDataset({"synopsis": X[112:]}, y[112:])
+    seed_everything(42)
+    net = standardize_inputs(PopularityNet("Syn", {"synopsis": 384}), tr)
+    z = net.vector("synopsis", torch.from_numpy(X[:112]))
+    assert torch.allclose(z.mean(0), torch.zeros(384), atol=1e-4)
+    curve = fit(net, tr, va, PaperHyperparams(lr=3e-3), epochs=60, shuffle=True, device="cpu", patience=3)
+    best = int(curve.epoch[curve.val_loss.idxmin()])
+    assert len(curve) == min(60, best + 3)
+    assert np.isclose(np.mean((predict(net, va) - va.y)**2), curve.val_loss.min(), rtol=1e-5)
