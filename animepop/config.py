@@ -53,13 +53,14 @@ def data_dir() -> Path:
     shared = (ROOT.parent/"shared"/"data").resolve()
     return shared if shared.is_dir() else RAW
 
-def find_layout(folder) -> tuple | None:
-    "(layout, folder holding its files) for the data folder `folder`, looking in it and then in its subfolders; None if it holds none."
-    folder = Path(folder)
-    if not folder.is_dir(): return None
-    for d in (folder, *sorted(p for p in folder.iterdir() if p.is_dir())):
-        for layout, marker in DATA_LAYOUTS.items():
-            if (d/marker).exists(): return layout, d
+def find_layout(folder, depth: int = 2) -> tuple | None:
+    "(layout, folder holding its files) for the data folder `folder`: in it, else in its subfolders down to `depth` levels, nearest first; None if none."
+    level = [Path(folder)] if Path(folder).is_dir() else []
+    for _ in range(depth + 1):
+        for d in level:
+            for layout, marker in DATA_LAYOUTS.items():
+                if (d/marker).exists(): return layout, d
+        level = [s for d in level for s in sorted(d.iterdir()) if s.is_dir() and not s.name.startswith(".")]
     return None
 
 # %% ../nbs/00_config.ipynb #4cc38f7c

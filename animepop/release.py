@@ -58,9 +58,10 @@ def parse_character_ids(text) -> list | None:
     if not _ID_LIST.match(text): return None
     return [int(t) for t in re.findall(r"\d+", text)]
 
-def stable_id(synopsis: str) -> int:
-    "An id for an anime that has none: `STABLE_ID_BASE` plus 48 bits of the SHA-256 of its synopsis, whitespace collapsed."
-    return STABLE_ID_BASE + int(hashlib.sha256(" ".join(str(synopsis).split()).encode()).hexdigest()[:12], 16)
+def stable_id(synopsis: str, score: float, characters: list) -> int:
+    "An id for an anime that has none: `STABLE_ID_BASE` plus 48 bits of the SHA-256 of its synopsis (whitespace collapsed), score and character ids."
+    key = f"{' '.join(str(synopsis).split())}\x1f{float(score)!r}\x1f{sorted(characters)}"
+    return STABLE_ID_BASE + int(hashlib.sha256(key.encode()).hexdigest()[:12], 16)
 
 def _ids(values) -> pd.Series:
     "Positive integer ids of a text column (NaN where a value is not one)."
@@ -102,7 +103,7 @@ def read_release(folder) -> Corpus:
         steps.append((name, len(anime), n_links(main), 0))
     known = _known(anime, KNOWN_ANIME)
     given = _ids(known.pop("mal_id")) if "mal_id" in known else pd.Series(np.nan, index=anime.index)
-    ids = [int(g) if pd.notna(g) else stable_id(s) for g, s in zip(given, anime.Synopsis)]
+    ids = [int(g) if pd.notna(g) else stable_id(s, v, l) for g, s, v, l in zip(given, anime.Synopsis, score, main)]
     anime = known.assign(mal_id=ids, synopsis=anime.Synopsis.replace("", None), score=score, published_split=anime.published_split)
     links = pd.DataFrame({"mal_id": ids, "part": anime.published_split.to_numpy(), "cid": main.to_numpy()}).explode("cid").dropna(subset=["cid"])
     chars = links.astype({"cid": "int64"}).merge(pd.concat([c for _, c in parts]), on=["part", "cid"], how="inner")  # a part's own characters

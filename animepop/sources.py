@@ -155,12 +155,13 @@ class Source:
     listing: Callable
     provides: dict                 # data-folder path -> where a person gets it by hand
     convert: Callable | None = None  # (download folder, data folder) -> files written
+    layout: str | None = None      # a source that is a data folder of its own (`config.DATA_LAYOUTS`), wherever its files extract to
     @property
     def folder(self) -> str: return next(iter(self.provides)).split("/")[0]
     def download_dir(self, to) -> Path: return Path(to)/self.folder/("published" if self.convert else "")
     def ready(self, to) -> bool:
         "Whether the data folder `to` holds what this source provides."
-        if self.name == "authors-release": return (find_layout(Path(to)/self.folder) or ("",))[0] == "release"
+        if self.layout: return (find_layout(Path(to)/self.folder) or ("",))[0] == self.layout
         return all((Path(to)/p).exists() for p in self.provides)
 
 MAPPER_COMMIT = "9b845bff5df9a9554d34bd20742b7d170f94959c"
@@ -206,7 +207,7 @@ SOURCES = {s.name: s for s in [
            "MD5 of each file, published by Zenodo's API",
            zenodo_listing(RELEASE_RECORD),
            {f"authors-release/{f}": f"https://zenodo.org/records/{RELEASE_RECORD}" for f in
-            ("Anime_train.csv", "Anime_test.csv", "Char_train.csv", "Char_test.csv", "char train/", "char test/")}),
+            ("Anime_train.csv", "Anime_test.csv", "Char_train.csv", "Char_test.csv", "char train/", "char test/")}, layout="release"),
 ]}
 CPU_SOURCES = ("anime-mapper", "mal-stats", "characters-sample")  # what `make reproduce` needs without a data folder
 

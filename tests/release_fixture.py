@@ -19,6 +19,7 @@ from scipy.sparse.csgraph import connected_components
 
 from animepop.config import PROCESSED, ROOT
 from animepop.corpus import load_corpus, read_sample_records, read_short_synopsis
+from animepop.release import parse_character_ids, stable_id
 
 FIRST_ID, NO_ROW_ID = 100_001, 999_001
 
@@ -34,7 +35,7 @@ def _components(anime_ids: list, links: pd.DataFrame) -> pd.Series:
 
 
 def build_release(shared: Path, out: Path, n_other: int = 120, seed: int = 0) -> dict:
-    "Write the release layout into `out`; what was planted: {'parts': {synopsis: part}, 'faults': {...}, 'anime': n, 'links': n}."
+    "Write the release layout into `out`; what was planted: {'parts': {anime id the reader gives: part}, 'faults': {...}, 'anime': n, 'links': n}."
     rng = np.random.default_rng(seed)
     corpus = load_corpus(data=shared)
     sample = read_sample_records(shared/"characters-sample").set_index("char_id")
@@ -88,7 +89,8 @@ def build_release(shared: Path, out: Path, n_other: int = 120, seed: int = 0) ->
             if c == noport: continue
             if c == badpng: (out/f"char {p}"/f"{c}.png").write_bytes(b"\x89PNG\r\n\x1a\n truncated"); continue
             with Image.open(ports[c]) as im: im.convert("RGB").save(out/f"char {p}"/f"{c}.png")
-        parts |= {s: p for s in t.Synopsis}
+        parts |= {stable_id(s, float(v), parse_character_ids(l)): p for s, v, l in zip(t.Synopsis, t.Score, t["Main Characters"])
+                  if parse_character_ids(l) is not None and v != "N/A"}
     return {"parts": parts, "faults": faults, "anime": len(table), "links": int(sum(len(l) for l in lists)),
             "shared characters": int((links.groupby("cid").size() > 1).sum())}
 
@@ -103,3 +105,46 @@ def isolated_root(tmp_path: Path, share_embeddings: bool = False, shared: Path =
         (root/"data"/"interim").mkdir(parents=True); (root/"data"/"interim"/"embeddings").symlink_to(ROOT/"data"/"interim"/"embeddings")
     env = {k: v for k, v in os.environ.items() if k not in ("ANIMEPOP_DATA_DIR", "ANIMEPOP_FIGURES_DIR")}
     return env | {"ANIMEPOP_ROOT": str(root)}
+
+
+def build_release_at_scale(shared: Path, out: Path, n_anime: int = 7784, n_characters: int = 14682, seed: int = 0) -> dict:
+    """A release-layout folder of the paper's size, for timing the pipeline: real synopses and scores of `n_anime` corpus
+    anime, and `n_characters` characters made from the sample's (each with its own portrait bytes: the sample portrait
+    cropped, mirrored and resized by its number; and its own text: the sample description's sentences rotated).
+    Character j belongs to anime j mod n_anime, and every 20th also to that anime's neighbour in a pair (2k, 2k+1),
+    so clusters have one or two anime. Not for accuracy: the characters do not belong to these anime."""
+    rng = np.random.default_rng(seed)
+    corpus = load_corpus(data=shared)
+    anime = corpus.anime.sample(n_anime, random_state=seed).reset_index(drop=True)
+    sample = read_sample_records(shared/"characters-sample").reset_index(drop=True)
+    owners = [[j % n_anime] + ([(j % n_anime) ^ 1] if j % 20 == 0 and (j % n_anime) ^ 1 < n_anime else []) for j in range(n_characters)]
+    lists = [[] for _ in range(n_anime)]
+    for j, own in enumerate(owners):
+        for a in own: lists[a].append(FIRST_ID + j)
+    pair_test = rng.random((n_anime + 1)//2) < 0.185
+    part = ["test" if pair_test[a // 2] else "train" for a in range(n_anime)]
+    for p in ("train", "test"):
+        rows = [a for a in range(n_anime) if part[a] == p]
+        pd.DataFrame({"Title": anime.title[rows].to_numpy(), "Score": anime.score[rows].map(lambda s: f"{s:.2f}").to_numpy(),
+                      "Synopsis": anime.synopsis[rows].to_numpy(),
+                      "Main Characters": [f"[{', '.join(map(str, lists[a]))}]" for a in rows]}).to_csv(out/f"Anime_{p}.csv")
+        chars = sorted({c for a in rows for c in lists[a]})
+        (out/f"char {p}").mkdir(parents=True, exist_ok=True)
+        descs = []
+        for c in chars:
+            j = c - FIRST_ID; s = sample.iloc[j % len(sample)]
+            sentences = s.description.split(". "); k = (j // len(sample)) % max(1, len(sentences))
+            descs.append(". ".join(sentences[k:] + sentences[:k]))
+            with Image.open(s.portrait) as im:
+                im = im.convert("RGB"); w, h = im.size; cut = 1 + (j // len(sample)) % 9
+                im = im.crop((cut, cut, w - cut, h - cut)).resize((max(8, w - j % 7), max(8, h - j % 5)))
+                (im.transpose(Image.FLIP_LEFT_RIGHT) if (j // len(sample)) % 2 else im).save(out/f"char {p}"/f"{c}.png")
+        pd.DataFrame({"MAL ID": chars, "Name": [sample.name[(c - FIRST_ID) % len(sample)] for c in chars], "Description": descs}).to_csv(out/f"Char_{p}.csv")
+    return {"anime": n_anime, "characters": n_characters, "test anime": int(sum(p == "test" for p in part))}
+
+
+if __name__ == "__main__":  # python tests/release_fixture.py OUT [--scale]: a folder to run animepop_reproduce --data OUT on
+    import sys
+    from animepop.config import data_dir
+    out = Path(sys.argv[1]); out.mkdir(parents=True, exist_ok=True)
+    print((build_release_at_scale if "--scale" in sys.argv else build_release)(data_dir(), out))
