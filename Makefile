@@ -4,7 +4,11 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# The data folder: ../shared/data where it exists (development machines, CI); elsewhere animepop_reproduce fetches the
+# public sources into data/raw first (or, offline, says what to fetch and where to put it).
+ifneq ($(wildcard ../shared/data),)
 export ANIMEPOP_DATA_DIR ?= $(abspath ../shared/data)
+endif
 # OpenMP threads that spin while waiting made small torch ops 10x slower when notebooks run side by side on 2 cores
 export OMP_WAIT_POLICY ?= PASSIVE
 
@@ -21,8 +25,9 @@ $(STAMP): settings.ini setup.py
 
 install: $(STAMP)
 
+# DATA=folder reproduces on another data folder, e.g. the authors' release: make reproduce DATA=data/raw/authors-release
 reproduce: install
-	$(BIN)/animepop_reproduce --profile cpu
+	$(BIN)/animepop_reproduce --profile cpu $(if $(DATA),--data $(DATA))
 
 # Notebooks are the source of truth: cleaning and exporting them must leave git as it is.
 sync-check: install

@@ -5,26 +5,27 @@
 # %% auto #0
 __all__ = ['CORPUS_VERSION', 'ANIME_SCHEMA', 'CHARACTER_SCHEMA', 'RECEPTION_TAGS', 'LABEL_COLUMNS', 'POST_RELEASE_FIELDS',
            'RELATIONS', 'RELATION_NAMES', 'ALWAYS_EARLIER', 'SEASON_ORDER', 'MAL_TYPES', 'BOILERPLATE',
-           'NO_DESCRIPTION', 'SYNOPSIS_FLOOR', 'conform', 'empty', 'Corpus', 'air_time', 'relation_name',
-           'earlier_relations', 'read_mal_stats', 'read_anime_mapper', 'normalize_title', 'TitleIndex',
+           'NO_DESCRIPTION', 'SYNOPSIS_FLOOR', 'PAPER_TABLE1', 'PAPER_TABLE2', 'conform', 'empty', 'Corpus', 'air_time',
+           'relation_name', 'earlier_relations', 'read_mal_stats', 'read_anime_mapper', 'normalize_title', 'TitleIndex',
            'read_sample_records', 'read_character_sample', 'read_crawl', 'strip_boilerplate', 'n_words',
            'cleaning_steps', 'clean', 'short_synopsis_anime', 'clean_with_short', 'source_files', 'read_sources',
            'save_corpus', 'read_corpus', 'read_short_synopsis', 'build_corpus', 'load_corpus', 'score_bin',
-           'synopsis_table', 'description_table', 'per_floor_score', 'plot_per_floor_score']
+           'synopsis_table', 'description_table', 'beside_paper', 'per_floor_score', 'plot_per_floor_score']
 
 # %% ../nbs/01_corpus.ipynb #2f221e0e
-import collections, gzip, json, re, tempfile, unicodedata
-from dataclasses import dataclass
+import collections, gzip, hashlib, json, re, tempfile, unicodedata
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from PIL import Image
 
-from .config import PROCESSED, atomic_write, require_data_dir
+from .config import PROCESSED, atomic_write, find_layout, require_data_dir
 from .report import file_sha256
 
 # %% ../nbs/01_corpus.ipynb #94df9743
-CORPUS_VERSION = "1.5"
+CORPUS_VERSION = "1.6"
 
 ANIME_SCHEMA = {
     "mal_id": "int64", "title": "str", "title_english": "str", "synopsis": "str",
@@ -35,7 +36,8 @@ ANIME_SCHEMA = {
     "episode_minutes": "Float64", "rating": "str",
     "genres": "list", "studios": "list", "producers": "list", "related": "list",
     "earlier_ids": "list",        # the related works that aired before this one (mal_id) ...
-    "earlier_relations": "list"}  # ... and how each relates to it (`RELATIONS`)
+    "earlier_relations": "list",  # ... and how each relates to it (`RELATIONS`)
+    "published_split": "str"}     # 'train' / 'test' as a published dataset split it (the authors' release), else empty
 CHARACTER_SCHEMA = {"char_id": "str", "mal_id": "int64", "name": "str", "role": "str", "description": "str",
                     "portrait": "str"}
 
@@ -72,6 +74,7 @@ class Corpus:
     "The anime table and the (character, anime) table, in the canonical format."
     anime: pd.DataFrame
     characters: pd.DataFrame
+    read_steps: list = field(default_factory=list)  # (step, anime, characters, 0) rows of what the reader dropped
     def __post_init__(self):
         self.anime = conform(self.anime, ANIME_SCHEMA)
         self.characters = conform(self.characters, CHARACTER_SCHEMA)
@@ -270,12 +273,23 @@ def _map_anime(c: Corpus, col: str, f) -> Corpus:
     return Corpus(c.anime.assign(**{col: c.anime[col].map(f)}), c.characters)
 
 def _portrait_exists(p) -> bool: return isinstance(p, str) and Path(p).is_file()
+
+def _readable(path: str) -> bool:
+    "Whether Pillow can open and verify the image at `path`."
+    try:
+        with Image.open(path) as im: im.verify()
+        return True
+    except Exception: return False  # Pillow raises many kinds (OSError, SyntaxError, ValueError...) for a corrupt file
+
+def _portraits_readable(portraits: pd.Series) -> pd.Series:
+    ok = {p: _readable(p) for p in portraits.unique()}  # a character shared by several anime is checked once
+    return portraits.map(ok)
 def _without_reception_tags(genres: list) -> list: return [g for g in genres if g not in RECEPTION_TAGS]
 
-def cleaning_steps(had_characters: set) -> list:
-    "(name, function) pairs: the paper's cleaning, in order; `had_characters` are the anime with character data."
+def cleaning_steps(had_characters: set, has_titles: bool = True) -> list:
+    "(name, function) pairs: the paper's cleaning, in order; `had_characters` are the anime with character data; no title rule without titles."
     main = lambda c: set(c.characters.mal_id[c.characters.role.eq("Main")])
-    return [
+    steps = [
         ("strip synopsis boilerplate", lambda c: _map_anime(c, "synopsis", strip_boilerplate)),
         ("remove reception tags from genres", lambda c: _map_anime(c, "genres", _without_reception_tags)),
         ("drop duplicate anime and characters", lambda c: Corpus(c.anime.drop_duplicates("mal_id"),
@@ -283,6 +297,7 @@ def cleaning_steps(had_characters: set) -> list:
         ("drop characters without description", lambda c: c.keep_characters(
             ~c.characters.description.fillna("").str.strip().str.lower().isin(NO_DESCRIPTION))),
         ("drop characters without portrait", lambda c: c.keep_characters(c.characters.portrait.map(_portrait_exists))),
+        ("drop characters with unreadable portrait", lambda c: c.keep_characters(_portraits_readable(c.characters.portrait))),
         ("drop characters of unknown anime", lambda c: c.keep_characters(c.characters.mal_id.isin(c.anime.mal_id))),
         ("drop anime without title", lambda c: c.keep_anime(c.anime.title.fillna("").str.strip().astype(bool))),
         ("drop anime without score", lambda c: c.keep_anime(c.anime.score.notna())),
@@ -291,13 +306,14 @@ def cleaning_steps(had_characters: set) -> list:
         ("drop anime left without main character", lambda c: c.keep_anime(
             ~c.anime.mal_id.isin(had_characters) | c.anime.mal_id.isin(main(c)))),
     ]
+    return [s for s in steps if has_titles or s[0] != "drop anime without title"]
 
 SYNOPSIS_FLOOR = ("drop anime without synopsis", "drop anime with synopsis under 20 words")
 
 def clean(corpus: Corpus, skip: tuple = ()) -> tuple:
     "(cleaned corpus, report): the paper's cleaning, less the steps named in `skip`, with the anime and characters left after each step."
-    rows = [("raw", len(corpus.anime), len(corpus.characters), 0)]
-    for name, step in cleaning_steps(set(corpus.characters.mal_id)):
+    rows = [*map(tuple, corpus.read_steps), ("raw", len(corpus.anime), len(corpus.characters), 0)]
+    for name, step in cleaning_steps(set(corpus.characters.mal_id), corpus.anime.title.notna().any()):
         if name in skip: continue
         before, corpus = corpus, step(corpus)
         same_rows = len(before.anime) == len(corpus.anime)
@@ -322,8 +338,11 @@ def clean_with_short(raw: Corpus) -> tuple:
 # %% ../nbs/01_corpus.ipynb #fece18a4
 def source_files(data) -> dict:
     "Role -> path of the source files present in the data folder `data`."
-    data = Path(data)
-    if (data/"anime.jsonl").exists():
+    layout, data = find_layout(data) or ("shared", Path(data))
+    if layout == "release":
+        from animepop.release import release_files
+        return {f"release {name}": p for name, p in release_files(data).items() if p.exists()}
+    if layout == "crawl":
         return {"crawl_anime": data/"anime.jsonl", "crawl_characters": data/"characters.jsonl"}
     files = {"anime_mapper": data/"anime-mapper"/"anime.jsonl.gz", "mal_stats": data/"mal-stats"/"clean_anime.parquet",
              "characters_sample": data/"characters-sample"/"characters.jsonl"}
@@ -331,15 +350,24 @@ def source_files(data) -> dict:
 
 def read_sources(data) -> Corpus:
     "The raw, uncleaned corpus of a data folder."
+    layout, data = find_layout(data) or ("shared", Path(data))
+    if layout == "release":
+        from animepop.release import read_release
+        return read_release(data)
+    if layout == "crawl": return read_crawl(data)
     files = source_files(data)
-    if "crawl_anime" in files: return read_crawl(data)
     anime = read_anime_mapper(files["anime_mapper"], files.get("mal_stats"))
     chars = (read_character_sample(files["characters_sample"].parent, anime) if "characters_sample" in files
              else empty(CHARACTER_SCHEMA))
     return Corpus(anime, chars)
 
+def _folder_sha256(folder: Path) -> str:
+    "SHA-256 of the names, sizes and modification times of the files in `folder`."
+    entries = sorted((f.name, f.stat().st_size, f.stat().st_mtime_ns) for f in folder.iterdir() if f.is_file())
+    return hashlib.sha256(json.dumps(entries).encode()).hexdigest()
+
 def _fingerprint(data) -> dict:
-    return {k: {"path": str(p), "sha256": file_sha256(p)} for k, p in source_files(data).items()}
+    return {k: {"path": str(p), "sha256": file_sha256(p) if p.is_file() else _folder_sha256(p)} for k, p in source_files(data).items()}
 
 def save_corpus(corpus: Corpus, out, sources: dict, report: pd.DataFrame = None, short: pd.DataFrame = None) -> Path:
     "Write the corpus (and its `short` synopsis anime) as Parquet under `out` with its `corpus.json`; returns the JSON path."
@@ -404,6 +432,24 @@ def description_table(characters: pd.DataFrame) -> pd.DataFrame:
     "Table 2: number of main characters (per anime) and the max/min/mean words of their descriptions."
     words = n_words(characters.description[characters.role.eq("Main")])
     return pd.DataFrame([{"Total Characters": len(words), **_word_stats(words)}])
+
+# %% ../nbs/01_corpus.ipynb #a4b2c8d1
+PAPER_TABLE1 = pd.DataFrame(
+    [("1 - 2", 2, 68, 55, 61.50), ("2 - 3", 6, 228, 25, 112.50), ("3 - 4", 11, 166, 24, 80.72), ("4 - 5", 80, 244, 25, 78.88),
+     ("5 - 6", 925, 329, 24, 83.42), ("6 - 7", 3131, 397, 24, 97.35), ("7 - 8", 3021, 581, 24, 121.30), ("8 - 9", 596, 340, 29, 149.68),
+     ("9 - 10", 12, 189, 133, 157.25), ("Total", 7784, 581, 24, 104.73)],
+    columns=["Score", "Samples", "Max. Words", "Min. Words", "Avg. Words"])
+PAPER_TABLE2 = pd.DataFrame([(14682, 3551, 4, 121.34)], columns=["Total Characters", "Max. Words", "Min. Words", "Avg. Words"])
+
+def beside_paper(ours: pd.DataFrame, paper: pd.DataFrame, on: list = ()) -> pd.DataFrame:
+    "`ours` with each of the paper's columns (but the keys `on`) after ours of the same name, as 'NAME (paper)'."
+    on = list(on)
+    counts = [f"{c} (paper)" for c in paper.columns if c not in on and pd.api.types.is_integer_dtype(paper[c])]
+    paper = paper.rename(columns={c: f"{c} (paper)" for c in paper.columns if c not in on})
+    both = ours.merge(paper, on=on, how="left") if on else pd.concat([ours, paper.iloc[:len(ours)]], axis=1)
+    both = both.astype({c: "Int64" for c in counts})  # counts stay integers where a row has no paper value
+    cols = [c for col in ours.columns for c in (col, f"{col} (paper)") if c in both]
+    return both[cols]
 
 # %% ../nbs/01_corpus.ipynb #bbf6616d
 def per_floor_score(corpus: Corpus) -> pd.DataFrame:

@@ -443,7 +443,7 @@ class PitchModel(BaseEstimator, RegressorMixin):
     def _remember(self, X, y, E):
         "Keep the dated, scored training anime with a synopsis (unit MiniLM vectors, air times, scores): the works a later pitch looks up."
         when, keep = _lookup_rows(X)
-        self.record_ = (normalize(E[keep]).astype(np.float16), when[keep], np.asarray(y, float)[keep])
+        self.record_ = ((normalize(E[keep]) if keep.any() else E[keep]).astype(np.float16), when[keep], np.asarray(y, float)[keep])  # none: a corpus without dates
 
     def _similar(self, X, E, record=None) -> pd.DataFrame:
         "`similar_table` of X's synopses among the model's record of aired works and `record` (more rows, their scores) aired before each was pitched."

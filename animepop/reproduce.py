@@ -4,7 +4,7 @@
 
 # %% auto #0
 __all__ = ['NBS', 'artifact_notebooks', 'runnable_copy', 'notebook_parameters', 'NotebookFailed', 'run_notebook',
-           'build_manifest', 'previous_wall', 'reproduce', 'reproduce_cli']
+           'build_manifest', 'previous_wall', 'prepare_data', 'reproduce', 'reproduce_cli']
 
 # %% ../nbs/09_reproduce.ipynb #a08a41f3
 import json, math, os, re, sys, time
@@ -15,7 +15,9 @@ import papermill
 from fastcore.script import call_parse
 from papermill.exceptions import PapermillExecutionError
 
-from .config import ROOT, RUNS, figures_dir, require_data_dir, result_memo
+from .config import RAW, ROOT, RUNS, data_dir, figures_dir, find_layout, require_data_dir, result_memo
+from .release import ReleaseError, check_release
+from .sources import CPU_SOURCES, SOURCES, FetchError, fetch
 from .report import git_commit
 
 # %% ../nbs/09_reproduce.ipynb #6c6f8eae
@@ -91,27 +93,39 @@ def previous_wall(out: Path) -> dict[str, float]:
     return {a["notebook"]: a["notebook_wall_s"] for a in m.get("artifacts", [])
             if math.isfinite(a.get("notebook_wall_s", float("nan")))}
 
+# %% ../nbs/09_reproduce.ipynb #f2a3b4c5
+def prepare_data(data: str | None = None, progress: bool = True) -> Path:
+    "The checked data folder of a run: `data`, else `ANIMEPOP_DATA_DIR`, else the default, into which missing cpu sources are fetched."
+    if data: os.environ["ANIMEPOP_DATA_DIR"] = str(Path(data).resolve())
+    if "ANIMEPOP_DATA_DIR" not in os.environ and data_dir() == RAW:
+        todo = [n for n in CPU_SOURCES if not SOURCES[n].ready(RAW)]
+        if todo:
+            print(f"[animepop_reproduce] no data folder: fetching {', '.join(todo)} into {RAW}", flush=True)
+            fetch(todo, RAW, base_url=os.environ.get("ANIMEPOP_FETCH_BASE_URL"), progress=progress)
+    folder = require_data_dir()
+    if find_layout(folder)[0] == "release": check_release(folder)
+    return folder
+
 # %% ../nbs/09_reproduce.ipynb #9ff5700d
 def reproduce(profile: str = "cpu", data: str | None = None, out: str | None = None, quick: bool = False,
               seed: int = 42, only: list[str] | None = None) -> dict:
     "Execute the artifact notebooks (or those named in `only`) and write `manifest.json`; returns the manifest."
     if profile not in ("cpu", "paper"): raise ValueError(f"--profile must be 'cpu' or 'paper', got {profile!r}")
-    if data: os.environ["ANIMEPOP_DATA_DIR"] = str(Path(data).resolve())
     if out: os.environ["ANIMEPOP_FIGURES_DIR"] = str(Path(out).resolve())
     # the kernels inherit this: OpenMP threads that spin while waiting slowed small torch ops 10x or more on 2 busy cores
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    data_dir = require_data_dir()  # fail before any notebook runs, saying what to fetch
-    fig_dir = figures_dir(); fig_dir.mkdir(parents=True, exist_ok=True)
     notebooks = artifact_notebooks()
     if only:
         unknown = set(only) - {p.stem for p in notebooks}
         if unknown: raise ValueError(f"--only names no artifact notebook: {sorted(unknown)}")
         notebooks = [p for p in notebooks if p.stem in only]
+    data_dir = prepare_data(data)  # fetch, or fail saying what to fetch, before any notebook runs
+    fig_dir = figures_dir(); fig_dir.mkdir(parents=True, exist_ok=True)
     started = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     run_dir = RUNS/time.strftime("%Y%m%d-%H%M%S"); run_dir.mkdir(parents=True, exist_ok=True)
     settings = {"profile": profile, "quick": quick, "seed": seed}
     run = {"command": " ".join(["animepop_reproduce", *sys.argv[1:]]), "settings": settings, "started": started,
-           "data_dir": str(data_dir), "git_commit": git_commit(), "run_dir": str(run_dir),
+           "data_dir": str(data_dir), "data_layout": find_layout(data_dir)[0], "git_commit": git_commit(), "run_dir": str(run_dir),
            "notebooks": [p.stem for p in notebooks],
            # a warm run reloads trained results from the memo, so its wall times are not training times
            "result_memo": "off" if result_memo().location is None else str(result_memo().location)}
@@ -130,7 +144,7 @@ def reproduce(profile: str = "cpu", data: str | None = None, out: str | None = N
 @call_parse
 def reproduce_cli(
     profile: str = "cpu",  # `cpu`: bundled encoders frozen, cached embeddings; `paper`: GPT-2 + ResNet-50 fine-tuned on a GPU
-    data: str = None,  # folder of the source data (default: $ANIMEPOP_DATA_DIR, else ../shared/data)
+    data: str = None,  # data folder: the shared sources, the authors' release or a crawl (default: $ANIMEPOP_DATA_DIR, else ../shared/data, else data/raw, fetched there if missing)
     out: str = None,  # folder for tables, figures and manifest.json (default: figures/)
     quick: bool = False,  # run every notebook on a small slice (smoke test)
     seed: int = 42,  # seed passed to every notebook
@@ -139,7 +153,9 @@ def reproduce_cli(
     "Regenerate every table and figure of the paper by executing the numbered notebooks with papermill."
     try:
         m = reproduce(profile, data, out, quick, seed, only.split(",") if only else None)
-    except (NotebookFailed, ValueError, FileNotFoundError) as e:
+    except (FetchError, ReleaseError, FileNotFoundError) as e:  # the data: nothing ran
+        print(f"animepop_reproduce: {e}", file=sys.stderr); sys.exit(2)
+    except (NotebookFailed, ValueError) as e:
         print(f"animepop_reproduce: {e}", file=sys.stderr); sys.exit(1)
     stale = [a["artifact"] for a in m["artifacts"] if not a["rewritten"]]
     print(f"[animepop_reproduce] {len(m['artifacts'])} artifacts in {figures_dir()} "

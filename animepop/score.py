@@ -39,10 +39,12 @@ class MinMaxLabelScaler:
 
 # %% ../nbs/02_score.ipynb #c9dec888
 def label_agreement(anime: pd.DataFrame, ms=(MAL_MIN_VOTES,), C: float = MAL_MEAN_SCORE) -> pd.DataFrame:
-    "For each m: how W(S, v, m, C) agrees with the published `score` on the anime with known S and v."
+    "For each m: how W(S, v, m, C) agrees with the published `score` on the anime with known S and v (NaN where none has them)."
     from scipy import stats
     a = anime.dropna(subset=["mean_score", "voters", "score"])
     S, v, y = a.mean_score.to_numpy(float), a.voters.to_numpy(float), a.score.to_numpy(float)
+    if len(a) < 2:  # a corpus without voters (the authors' release) cannot compare W with the score
+        return pd.DataFrame([{"m": m, "C": C, "anime": len(a)} for m in ms]).reindex(columns=["m", "C", "anime", "pearson", "spearman", "mae", "max_abs_diff", "share_within_0.05"])
     rows = []
     for m in ms:
         W = weighted_score(S, v, m=m, C=C)

@@ -3,6 +3,7 @@ import json
 
 import pandas as pd
 import pytest
+from PIL import Image
 
 from animepop.config import PROCESSED
 from animepop.corpus import (POST_RELEASE_FIELDS, RECEPTION_TAGS, ANIME_SCHEMA, Corpus, clean, load_corpus, n_words,
@@ -91,7 +92,7 @@ def test_load_corpus_cache(cleaned):
 
 
 def test_crawl_folder(tmp_path):
-    (tmp_path/"portraits").mkdir(); (tmp_path/"portraits"/"7.jpg").write_bytes(b"\xff\xd8")
+    (tmp_path/"portraits").mkdir(); Image.new("RGB", (4, 4)).save(tmp_path/"portraits"/"7.jpg")
     anime = {"mal_id": 7, "title": "T", "synopsis": "word " * 25, "score": 7.1, "genres": ["Drama", "Award Winning"],
              "related": [{"mal_id": 8, "relation": "Sequel"}]}
     char = {"char_id": 70, "mal_id": 7, "name": "N", "role": "Main", "description": "d " * 10,

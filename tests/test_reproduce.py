@@ -29,5 +29,5 @@ def test_quick_reproduction_rewrites_every_artifact(tmp_path, shared_data):
 
 def test_bad_data_dir_fails_clearly(tmp_path):
     done = subprocess.run([BIN/"animepop_reproduce", "--data", str(tmp_path/"missing")], capture_output=True, text=True)
-    assert done.returncode == 1
+    assert done.returncode == 2
     assert "No corpus at" in done.stderr and "Traceback" not in done.stderr
