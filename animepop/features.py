@@ -9,7 +9,8 @@ __all__ = ['ENCODERS', 'FITTED', 'IMAGES', 'SHARED_POOLINGS', 'EMBEDDINGS', 'poo
            'cache_name', 'EmbeddingCache', 'encode', 'encode_pooled', 'save_tiny_paper_encoders']
 
 # %% ../nbs/04_features.ipynb #798e0d6b
-import hashlib, inspect, json
+import fcntl, hashlib, inspect, json
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -240,6 +241,37 @@ def _stores(name: str, settings: dict, cache: bool, cache_dir=None) -> dict:
     pools = [own, *(p for p in SHARED_POOLINGS.get(name, ()) if p != own)]
     return {p: EmbeddingCache(Path(cache_dir or EMBEDDINGS)/f"{cache_name(name, {**settings, 'pooling': p})}.npz") for p in pools}
 
+_FROZEN = {}  # (name, settings, device) -> encoder: loaded by `encode` once per process
+
+def _frozen(name: str, settings: dict, device: str):
+    "Registry encoder `name` with `settings` on `device`, loaded on first use and kept for the process's later calls."
+    key = (name, json.dumps(settings, sort_keys=True), device)
+    if key not in _FROZEN: _FROZEN[key] = load_encoder(name, **settings).to(device)
+    return _FROZEN[key]
+
+@contextmanager
+def _locked(stores: dict):
+    "Hold the lock of the cache files of `stores` (one pass's), waiting while another process holds it."
+    lock = min(s.path for s in stores.values()).with_suffix(".lock")
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock, "w") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        yield
+
+def _encode_missing(name: str, settings: dict, stores: dict, keys, items, batch_size: int, device: str, progress: bool):
+    "Encode the `items` whose `keys` the store of `settings`' pooling lacks, filling every store of the pass."
+    todo = {k: i for k, i in zip(keys, items) if k not in stores[settings["pooling"]]}
+    if not todo: return
+    torch.set_num_threads(num_threads())
+    device = get_device(device)
+    enc = _frozen(name, settings, device)
+    order = sorted(todo, key=lambda k: len(str(todo[k])))
+    with tqdm(total=len(order), desc=f"encoding with {name}", unit="item", disable=not progress) as bar:
+        for start in range(0, len(order), 64*batch_size):  # save every 64 batches
+            chunk = order[start:start+64*batch_size]
+            for p, vecs in _run(enc, [todo[k] for k in chunk], batch_size, device, bar, list(stores)).items():
+                stores[p].put(chunk, vecs); stores[p].save()
+
 def encode(name: str, items, fit=None, batch_size: int = 32, cache: bool = True, cache_dir=None,
            device: str = "auto", progress: bool = True, **settings) -> np.ndarray:
     "Encode `items` (texts, or portrait paths / lists of paths) with registry encoder `name`: an (n, dim) float32 matrix."
@@ -250,20 +282,13 @@ def encode(name: str, items, fit=None, batch_size: int = 32, cache: bool = True,
     keys = [item_key(i, name in IMAGES) for i in items]
     settings = encoder_settings(name, **settings)
     stores = _stores(name, settings, cache, cache_dir)
-    store = stores[settings["pooling"]]
-    todo = {k: i for k, i in zip(keys, items) if k not in store}
-    if todo:
-        torch.set_num_threads(num_threads())
-        device = get_device(device)
-        enc = load_encoder(name, **settings).to(device)
-        order = sorted(todo, key=lambda k: len(str(todo[k])))
-        with tqdm(total=len(order), desc=f"encoding with {name}", unit="item", disable=not progress) as bar:
-            for start in range(0, len(order), 64*batch_size):  # save every 64 batches
-                chunk = order[start:start+64*batch_size]
-                for p, vecs in _run(enc, [todo[k] for k in chunk], batch_size, device, bar, list(stores)).items():
-                    stores[p].put(chunk, vecs); stores[p].save()
+    if cache and not all(k in stores[settings["pooling"]] for k in keys):
+        with _locked(stores):
+            stores = _stores(name, settings, cache, cache_dir)  # read again: another process may have filled it meanwhile
+            _encode_missing(name, settings, stores, keys, items, batch_size, device, progress)
+    else: _encode_missing(name, settings, stores, keys, items, batch_size, device, progress)
     if not items: return np.zeros((0, 0), np.float32)
-    return store.get(keys)
+    return stores[settings["pooling"]].get(keys)
 
 # %% ../nbs/04_features.ipynb #bcae7b51
 def encode_pooled(name: str, lists, **kwargs) -> np.ndarray:

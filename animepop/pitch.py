@@ -4,22 +4,22 @@
 
 # %% auto #0
 __all__ = ['INPUTS', 'CATEGORICAL', 'NUMERIC', 'LISTS', 'META_FIELDS', 'MIN_SYNOPSIS_WORDS', 'FRAME_COLUMNS', 'LGB_PARAMS',
-           'LGB_SEEDS', 'CAT_PARAMS', 'CAT_METADATA_DEPTH', 'CAT_WORDS', 'MODEL_FORMAT', 'PitchError', 'parse_inputs',
-           'franchise_scores', 'earlier_works', 'corpus_frame', 'read_json', 'check_image', 'check_metadata',
-           'check_characters', 'check_franchise', 'pitch_frame', 'MetaFeatures', 'franchise_table', 'embed_texts',
-           'character_vectors', 'similar_earlier', 'similar_table', 'memoised', 'oof_text', 'guess_targets',
-           'SynopsisGuess', 'oof_guess', 'PitchModel', 'explain', 'cv_parts', 'best_weight', 'conformal_quantile',
-           'interval_coverage', 'train_model', 'library_versions', 'card_markdown', 'write_card', 'save_model',
-           'load_model', 'read_training_data', 'with_short', 'training_pool', 'data_fingerprint', 'with_interval',
-           'predict_frame', 'mapper_pitches', 'predict_corpus', 'training_card', 'train_from_corpus', 'train_cli',
-           'score_pitch', 'format_result', 'predict_cli', 'bench_latency']
+           'CAT_PARAMS', 'CAT_METADATA_DEPTH', 'CAT_WORDS', 'ABLATION', 'MODEL_FORMAT', 'MODEL_FILE', 'PitchError',
+           'parse_inputs', 'franchise_scores', 'earlier_works', 'corpus_frame', 'read_json', 'check_image',
+           'check_metadata', 'check_characters', 'check_franchise', 'pitch_frame', 'MetaFeatures', 'franchise_table',
+           'embed_texts', 'character_vectors', 'similar_earlier', 'similar_table', 'memoised', 'oof_text',
+           'guess_targets', 'SynopsisGuess', 'oof_guess', 'PitchModel', 'explain', 'cv_parts', 'best_weight',
+           'conformal_quantile', 'interval_coverage', 'train_model', 'fit_ablation', 'library_versions',
+           'card_markdown', 'write_card', 'save_model', 'load_model', 'read_training_data', 'with_short',
+           'training_pool', 'data_fingerprint', 'frame_pitch', 'with_interval', 'predict_frame', 'mapper_pitches',
+           'predict_corpus', 'training_card', 'train_from_corpus', 'train_cli', 'score_pitch', 'format_result',
+           'predict_cli', 'bench_latency']
 
 # %% ../nbs/08_pitch.ipynb #76f89151
-import contextlib, hashlib, json, os, platform, sys, tempfile, time, warnings
+import contextlib, hashlib, json, os, pickle, platform, sys, tempfile, time, warnings
 from pathlib import Path
 
 import catboost
-import joblib
 import lightgbm as lgb
 import numpy as np
 import pandas as pd
@@ -30,14 +30,14 @@ import sklearn
 from fastcore.script import call_parse, Param, store_true
 from sklearn.base import BaseEstimator, RegressorMixin, TransformerMixin, clone
 from sklearn.decomposition import PCA
-from sklearn.ensemble import VotingRegressor
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import Ridge
 from sklearn.model_selection import GroupKFold
 from sklearn.preprocessing import StandardScaler, normalize
+from joblib import Parallel, delayed
 from threadpoolctl import threadpool_limits
 
-from .config import MODELS, PROCESSED, atomic_write, data_dir, result_memo
+from .config import MODELS, PROCESSED, atomic_write, data_dir, num_threads, result_memo
 from .report import file_sha256
 from .corpus import (ANIME_SCHEMA, CHARACTER_SCHEMA, RECEPTION_TAGS, RELATIONS, Corpus, air_time, clean_with_short, empty,
     load_corpus, read_anime_mapper, read_corpus, read_short_synopsis, strip_boilerplate)
@@ -224,7 +224,12 @@ def _frequent(lists: pd.Series, min_count: int) -> list:
     return sorted(lists.explode().dropna().value_counts().loc[lambda s: s >= min_count].index)
 
 def _one_hot(values, vocab, prefix) -> pd.DataFrame:
-    return pd.DataFrame({f"{prefix}{v}": [float(v in x) for x in values] for v in vocab}, index=values.index)
+    "Columns `prefix`+v for each v of `vocab`: 1.0 where a row's list (`values`) holds v, else 0.0."
+    col = {v: j for j, v in enumerate(vocab)}
+    hits = np.array([(i, col[v]) for i, x in enumerate(values) for v in x if v in col], np.int64).reshape(-1, 2)
+    out = np.zeros((len(values), len(vocab)))
+    out[hits[:, 0], hits[:, 1]] = 1.0
+    return pd.DataFrame(out, index=values.index, columns=[f"{prefix}{v}" for v in vocab])
 
 class MetaFeatures(BaseEstimator, TransformerMixin):
     "Pitch metadata as a numeric DataFrame, vocabularies fitted on training rows only."
@@ -288,16 +293,24 @@ def franchise_table(X, planned_year: bool = True) -> pd.DataFrame:
 
 # %% ../nbs/08_pitch.ipynb #d6af424d
 def embed_texts(texts, cache: bool = True) -> np.ndarray:
-    "MiniLM sentence vectors (384) of `texts`; `cache=False` neither reads nor writes the on-disk cache."
+    "MiniLM sentence vectors (384) of `texts`, through the on-disk cache; `cache=False` (a new pitch's few texts): by `animepop.minilm`, without torch."
+    if not cache:
+        from animepop.minilm import embed
+        return embed(texts)
     from animepop.features import encode
-    return encode("minilm", [str(t) for t in texts], cache=cache, progress=False)
+    return encode("minilm", [str(t) for t in texts], progress=False)
+
+def _vectors(name: str, items: list, cache: bool) -> np.ndarray:
+    "Encoder `name`'s vectors of `items`: MiniLM's by `embed_texts`, the others' by `animepop.features.encode` (which imports torch)."
+    if name == "minilm": return embed_texts(items, cache)
+    from animepop.features import encode
+    return encode(name, items, cache=cache, progress=False)
 
 def _pooled(lists, name: str, cache: bool = True) -> np.ndarray:
     "Mean encoder vector of each list of items (texts or image paths); NaN rows for empty lists."
-    from animepop.features import encode
     flat = [x for items in lists for x in items]
     owner = np.repeat(np.arange(len(lists)), [len(items) for items in lists])
-    vecs = encode(name, flat, cache=cache, progress=False) if flat else np.zeros((0, 1), np.float32)
+    vecs = _vectors(name, flat, cache) if flat else np.zeros((0, 1), np.float32)
     out = np.full((len(lists), vecs.shape[1]), np.nan, np.float32)
     for i in np.unique(owner): out[i] = vecs[owner == i].mean(0)
     return out
@@ -339,9 +352,9 @@ def similar_table(sims, scores, index=None) -> pd.DataFrame:
 # %% ../nbs/08_pitch.ipynb #c0e23a9c
 LGB_PARAMS = dict(n_estimators=1500, learning_rate=0.02, num_leaves=31, min_child_samples=20, subsample=0.8,
                   subsample_freq=1, colsample_bytree=0.5, reg_lambda=1.0, verbose=-1)
-LGB_SEEDS = 4  # LightGBM averaged over its row and column samples' seeds: a little better on folds at each seed tried, and cheap (CatBoost takes ten times as long)
-# rsm: each split weighs a random half of the features, a little better on folds at every input combination tried, and faster
-CAT_PARAMS = dict(iterations=1000, learning_rate=0.1, depth=6, l2_leaf_reg=3.0, rsm=0.5, verbose=0, allow_writing_files=False)
+# rsm: each split weighs a random half of the features, a little better on folds at every input combination tried, and faster;
+# 600 trees at rate 0.15 on 32 borders per feature: within 0.0007 of the folds' Spearman of 1,000 at 0.1 on 254, in 55% of the time
+CAT_PARAMS = dict(iterations=600, learning_rate=0.15, depth=6, l2_leaf_reg=3.0, rsm=0.5, border_count=32, verbose=0, allow_writing_files=False)
 CAT_METADATA_DEPTH = 8  # best on folds: deeper trees gain where CatBoost reads the metadata's categories, lose on the synopsis alone
 # for a synopsis without metadata, CatBoost's own bag of words: one lowercased word dictionary, presence of its 1,000 most useful words
 CAT_WORDS = {"tokenizers": [{"tokenizer_id": "Space", "separator_type": "ByDelimiter", "delimiter": " ", "lowercasing": "true"}],
@@ -362,14 +375,16 @@ def _text_design(tfidf, texts, E):
     "Sparse design of the text ridge: TF-IDF of the synopsis beside its MiniLM vector."
     return sp.hstack([tfidf.transform(texts), sp.csr_matrix(E)]).tocsr()
 
+def _fit_ridge(A, y, alpha: float) -> Ridge: return Ridge(alpha=alpha).fit(A, y)
+
 def _fit_text_ridge(texts, E, y, alpha: float) -> tuple:
     tfidf = _tfidf().fit(texts)
-    return tfidf, Ridge(alpha=alpha).fit(_text_design(tfidf, texts, E), y)
+    return tfidf, _fit_ridge(_text_design(tfidf, texts, E), y, alpha)
 
 def memoised(fn):
     "`fn` memoised on disk by its arguments, in a memo folder keyed by this module's code (see `result_memo`)."
-    from animepop import features, pitch, score  # this module's code, and the embeddings and labels behind every result
-    return result_memo(pitch, features, score).cache(fn)
+    from animepop import evaluate, features, pitch, score  # this module's code, and the embeddings, labels and metrics behind every result
+    return result_memo(pitch, features, score, evaluate).cache(fn)
 
 def oof_text(texts, E, y, groups, alpha: float, n_folds: int) -> np.ndarray:
     "Out-of-fold predictions of the text ridge (TF-IDF refitted on each training fold), clusters kept whole."
@@ -456,9 +471,8 @@ class PitchModel(BaseEstimator, RegressorMixin):
             when, score = np.r_[when, wk[keep]], np.r_[score, np.asarray(yk, float)[keep]]
         return similar_table(*similar_earlier(normalize(E), _lookup_rows(X)[0], K, when, score), X.index)
 
-    def _table(self, X, E, C, text, guess, similar=None) -> pd.DataFrame:
-        "The tree model's features: metadata, franchise, synopsis components, the text ridge's score, metadata guessed from the synopsis, similar earlier synopses' scores, character components."
-        side = self._side(X)
+    def _table(self, X, side, E, C, text, guess, similar=None) -> pd.DataFrame:
+        "The tree model's features: metadata and franchise (`side`), synopsis components, the text ridge's score, metadata guessed from the synopsis, similar earlier synopses' scores, character components."
         parts = [side] if side is not None else []
         if E is not None:
             if self.pca_ is not None: parts.append(pd.DataFrame(self.pca_.transform(E), index=X.index).add_prefix("synopsis_pc"))
@@ -473,11 +487,9 @@ class PitchModel(BaseEstimator, RegressorMixin):
             parts.append(pd.DataFrame(Z, index=X.index).add_prefix("characters_pc"))
         return pd.concat(parts, axis=1)
 
-    def _linear_design(self, X, E):
-        "The linear model's features: TF-IDF and MiniLM of the synopsis, standardised metadata and franchise (missing -> mean)."
-        parts = []
-        if E is not None: parts.append(_text_design(self.tfidf_, X.synopsis, E))
-        side = self._side(X)
+    def _linear_design(self, D, side):
+        "The linear model's features: the synopsis's `_text_design` D (None without a synopsis), the standardised metadata and franchise features `side` (missing -> mean)."
+        parts = [D] if D is not None else []
         if side is not None: parts.append(sp.csr_matrix(np.clip(np.nan_to_num(self.scaler_.transform(side)), -5, 5)))
         return sp.hstack(parts).tocsr()
 
@@ -516,18 +528,19 @@ class PitchModel(BaseEstimator, RegressorMixin):
         if E is not None and self._reads_similar():
             self._remember(X, y, E)
             similar = self._similar(X, E)  # each training anime looks up the training anime aired before it
-        T = self._table(X, E, C, text, guess, similar)
+        T = self._table(X, side, E, C, text, guess, similar)
         self.tree_features_ = list(T.columns)  # the trees read an array: studio and genre names may hold any character
         A, pool = self._tree_inputs(X, T, z)
         light = LGB_PARAMS | {"n_jobs": 1} | (self.lgb_params or {})
-        self.lightgbm_ = VotingRegressor([(f"seed{s}", lgb.LGBMRegressor(**light | {"random_state": self.seed + s})) for s in range(LGB_SEEDS)]).fit(A, z)
+        self.lightgbm_ = lgb.LGBMRegressor(**light | {"random_state": self.seed}).fit(A, z)
         by_inputs = ({"depth": CAT_METADATA_DEPTH} if self._uses("metadata") else {}) | ({"text_processing": CAT_WORDS} if self._reads_words() else {})
         self.catboost_ = catboost.CatBoostRegressor(**CAT_PARAMS | by_inputs | {"random_seed": self.seed, "thread_count": 1} | (self.cat_params or {})).fit(pool)
         with tempfile.TemporaryDirectory() as d:
             self.catboost_.save_model(f"{d}/trees.cbm")
             self.catboost_file_ = Path(f"{d}/trees.cbm").read_bytes()
-        L = self._linear_design(X, E)
-        self.linear_ = Ridge(alpha=self.alpha).fit(L, z)
+        L = self._linear_design(_text_design(self.tfidf_, X.synopsis, E) if E is not None else None, side)
+        # the text ridge's own design without metadata and franchise; the same design (and fit) with or without characters
+        self.linear_ = self.text_ if side is None else memoised(_fit_ridge)(L, z, self.alpha)
         self.linear_mean_ = np.asarray(L.mean(0)).ravel()
         self.linear_names_ = ([f"word '{w}'" for w in self.tfidf_.get_feature_names_out()] +
                               [f"minilm{i}" for i in range(E.shape[1])] if E is not None else [])
@@ -540,10 +553,12 @@ class PitchModel(BaseEstimator, RegressorMixin):
 
     @threadpool_limits.wrap(limits=1, user_api="blas")
     def _parts_on(self, X, E, C, record=None) -> tuple:
-        text = self.text_.predict(_text_design(self.tfidf_, X.synopsis, E)) if E is not None else None
+        D = _text_design(self.tfidf_, X.synopsis, E) if E is not None else None
+        text = self.text_.predict(D) if D is not None else None
         guess = self.guess_.transform(E, X.index) if self.guess_ is not None else None
         similar = self._similar(X, E, record) if E is not None and self._reads_similar() else None
-        T, L = self._table(X, E, C, text, guess, similar), self._linear_design(X, E)
+        side = self._side(X)
+        T, L = self._table(X, side, E, C, text, guess, similar), self._linear_design(D, side)
         trees = self._tree_inputs(X, T)
         return self._tree(T, trees), self.linear_.predict(L), T, L, trees
 
@@ -568,7 +583,7 @@ class PitchModel(BaseEstimator, RegressorMixin):
         "The trees' predictions for `_tree_inputs` `trees` of features T, LightGBM's and CatBoost's averaged; or each feature's SHAP contribution (DataFrame, last column the base value)."
         A, pool = trees
         if not contributions: return (self.lightgbm_.predict(A) + self.catboost_.predict(pool))/2
-        light = np.mean([m.predict(A, pred_contrib=True) for m in self.lightgbm_.estimators_], 0)  # contributions add up: they average as predictions do
+        light = self.lightgbm_.predict(A, pred_contrib=True)
         # explanations come one pitch at a time: precomputing CatBoost's leaf statistics cost 4x the single-row computation
         cat = self.catboost_.get_feature_importance(pool, type="ShapValues", shap_mode="NoPreCalc")
         k = cat.shape[1] - light.shape[1]  # CatBoost's categories and words come first
@@ -611,15 +626,23 @@ def explain(model: PitchModel, X, k: int = 5, parts=None) -> list:
     return [(n, round(float(v), 3)) for n, v in top.items()]
 
 # %% ../nbs/08_pitch.ipynb #2dd2df83
-def cv_parts(model: PitchModel, X, y, groups, n_folds: int = 5) -> pd.DataFrame:
-    "Out-of-fold tree and linear predictions (1-10 scale) of `model` over GroupKFold folds of (X, y)."
+def _fit_rows(model: PitchModel, X, y, groups, rows, held_out=None):
+    "A clone of `model` fitted on `rows` of (X, y); given `held_out` rows, its tree and linear predictions (1-10 scale) of those instead."
+    m = clone(model).fit(X.iloc[rows], y[rows], groups[rows])
+    if held_out is None: return m
+    g, l, *_ = m._parts(X.iloc[held_out], record=(X.iloc[held_out], y[held_out]))  # as on test: a held-out anime may look up the held-out works aired before it
+    return np.c_[m.labels_.inverse_transform(g), m.labels_.inverse_transform(l)]
+
+def cv_parts(model: PitchModel, X, y, groups, n_folds: int = 5, n_jobs: int = 1, refit: bool = False):
+    "Out-of-fold tree and linear predictions (1-10 scale) of `model` over GroupKFold folds of (X, y), `n_jobs` fits at a time; `refit`: also `model` fitted on every row, beside them, as (predictions, model)."
     y, groups = np.asarray(y, float), np.asarray(groups)
+    folds = list(GroupKFold(n_folds).split(X, groups=groups))
+    jobs = [delayed(_fit_rows)(model, X, y, groups, a, b) for a, b in folds]
+    if refit: jobs.insert(0, delayed(_fit_rows)(model, X, y, groups, np.arange(len(y))))  # the longest fit first
+    done = Parallel(n_jobs=n_jobs)(jobs)
     out = pd.DataFrame(index=X.index, columns=["tree", "linear"], dtype=float)
-    for a, b in GroupKFold(n_folds).split(X, groups=groups):
-        m = clone(model).fit(X.iloc[a], y[a], groups[a])
-        g, l, *_ = m._parts(X.iloc[b], record=(X.iloc[b], y[b]))  # as on test: a held-out anime may look up the held-out works aired before it
-        out.iloc[b] = np.c_[m.labels_.inverse_transform(g), m.labels_.inverse_transform(l)]
-    return out
+    for (_, b), p in zip(folds, done[int(refit):]): out.iloc[b] = p
+    return (out, done[0]) if refit else out
 
 def best_weight(parts: pd.DataFrame, y, grid=np.linspace(0, 1, 11)) -> float:
     "The tree weight in `grid` with the lowest out-of-fold squared error."
@@ -637,20 +660,32 @@ def interval_coverage(y, pred, q: float) -> float:
     return float(np.mean(np.abs(np.asarray(y, float) - np.asarray(pred, float)) <= q))
 
 # %% ../nbs/08_pitch.ipynb #b7fbca8e
-def train_model(X, y, groups, inputs, n_folds: int = 5, coverage: float = 0.8, seed: int = 42, scored=None, **params) -> tuple:
-    "(model fitted on all rows, out-of-fold blend predictions of the `scored` rows): weight and interval half-width chosen on those."
+def train_model(X, y, groups, inputs, n_folds: int = 5, coverage: float = 0.8, seed: int = 42, scored=None,
+                n_jobs: int = None, **params) -> tuple:
+    "(model fitted on all rows, out-of-fold blend predictions of the `scored` rows): weight and interval half-width chosen on those; the fold fits and the final one run `n_jobs` at a time (default `num_threads()`), each on one thread."
     y = np.asarray(y, float)
     scored = np.ones(len(y), bool) if scored is None else np.asarray(scored, bool)
     model = PitchModel(inputs=inputs, n_folds=n_folds, seed=seed, **params)
-    parts = cv_parts(model, X, y, groups, n_folds)[scored]
+    model._embed(X)  # the embedding cache filled here, on every thread, before the one-thread fits read it
+    parts, model = cv_parts(model, X, y, groups, n_folds, n_jobs or num_threads(), refit=True)
+    parts = parts[scored]
     w = best_weight(parts, y[scored])
     oof = w*parts.tree + (1 - w)*parts.linear
-    model.set_params(weight=w).fit(X, y, groups)
+    model.set_params(weight=w)  # the blend weight only weighs predictions: the fitted parts stay as they are
     model.half_width_, model.coverage_ = conformal_quantile(y[scored], oof, coverage), coverage
     return model, oof
 
+# %% ../nbs/08_pitch.ipynb #0af575e9
+ABLATION = (("synopsis",), ("metadata",), ("synopsis", "metadata"), ("synopsis", "metadata", "characters"),
+            ("synopsis", "metadata", "franchise"), ("synopsis", "metadata", "characters", "franchise"))
+
+def fit_ablation(pool: tuple, combos=ABLATION, **settings) -> dict:
+    "Input combination -> (model, out-of-fold predictions) of `train_model` on `pool` (X, y, groups, scored) with `settings`, each memoised."
+    return {c: memoised(train_model)(*pool[:3], c, scored=pool[3], **settings) for c in combos}
+
 # %% ../nbs/08_pitch.ipynb #c1cd5fd4
-MODEL_FORMAT = 9  # raised whenever a saved model's parts change (2: producers, relations to earlier works; 3: their scores; 4: guesses; 5: CatBoost; 6: its categories; 7: its synopsis words; 8: similar earlier synopses; 9: LightGBM over seeds)
+MODEL_FORMAT = 10  # raised whenever a saved model's parts change (2: producers, relations to earlier works; 3: their scores; 4: guesses; 5: CatBoost; 6: its categories; 7: its synopsis words; 8: similar earlier synopses; 9: LightGBM over seeds; 10: model.pkl, faster trees)
+MODEL_FILE = "model.pkl"  # pickle's C unpickler loads it in half joblib's time (joblib reads pickles in Python)
 
 def library_versions() -> dict:
     import animepop, torch
@@ -664,7 +699,7 @@ def card_markdown(card: dict) -> str:
              + (f", and {card['n_short_synopsis']} short-synopsis anime" if card.get("n_short_synopsis") else ""),
              f"- data sha256: `{card.get('data', {}).get('sha256')}`",
              f"- {round(100*card['coverage'])}% interval: prediction +- {card['half_width']:.3f} points (split conformal, out-of-fold)",
-             f"- model.joblib sha256: `{card['sha256']}`", "", "## Parameters", "",
+             f"- {MODEL_FILE} sha256: `{card['sha256']}`", "", "## Parameters", "",
              *[f"- {k}: {v}" for k, v in card["params"].items()], "", "## Metrics", ""]
     for name, table in card.get("metrics", {}).items():
         lines += [f"### {name}", "", pd.DataFrame(table).to_markdown(index=False, floatfmt=".4f"), ""]
@@ -680,25 +715,25 @@ def write_card(folder, card: dict, notes: str = "") -> str:
 def save_model(model: PitchModel, folder, card: dict) -> Path:
     "Write the model, its checksum and its card into `folder` (each file atomically); the card gains sha256 and versions."
     folder = Path(folder); folder.mkdir(parents=True, exist_ok=True)
-    with atomic_write(folder/"model.joblib") as tmp: joblib.dump(model, tmp)
-    card = card | {"format": MODEL_FORMAT, "sha256": file_sha256(folder/"model.joblib"), "versions": library_versions(),
+    with atomic_write(folder/MODEL_FILE) as tmp: tmp.write_bytes(pickle.dumps(model, protocol=5))
+    card = card | {"format": MODEL_FORMAT, "sha256": file_sha256(folder/MODEL_FILE), "versions": library_versions(),
                    "params": {k: v for k, v in model.get_params().items()}}
-    with atomic_write(folder/"model.sha256") as tmp: tmp.write_text(f"{card['sha256']}  model.joblib\n")
+    with atomic_write(folder/"model.sha256") as tmp: tmp.write_text(f"{card['sha256']}  {MODEL_FILE}\n")
     write_card(folder, card)
     return folder
 
 def load_model(folder) -> tuple:
-    "(model, card) from `folder`, after checking model.joblib against model.sha256 and the card's `MODEL_FORMAT`."
+    "(model, card) from `folder`, after checking the model file against model.sha256 and the card's `MODEL_FORMAT`."
     folder = Path(folder)
-    for f in ("model.joblib", "model.sha256", "card.json"):
+    for f in (MODEL_FILE, "model.sha256", "card.json"):
         if not (folder/f).is_file(): raise PitchError("model", f"{folder/f} not found; train one with animepop_train")
     want = (folder/"model.sha256").read_text().split()[0]
-    if file_sha256(folder/"model.joblib") != want:
-        raise PitchError("model", f"{folder/'model.joblib'} fails its checksum (expected sha256 {want[:12]}...): file damaged or replaced")
+    if file_sha256(folder/MODEL_FILE) != want:
+        raise PitchError("model", f"{folder/MODEL_FILE} fails its checksum (expected sha256 {want[:12]}...): file damaged or replaced")
     card = json.loads((folder/"card.json").read_text())
     if card.get("format") != MODEL_FORMAT:
         raise PitchError("model", f"{folder} holds a model of format {card.get('format')}, this animepop reads format {MODEL_FORMAT}: retrain it with animepop_train")
-    return joblib.load(folder/"model.joblib"), card
+    return pickle.loads((folder/MODEL_FILE).read_bytes()), card
 
 # %% ../nbs/08_pitch.ipynb #3db470c9
 def read_training_data(data=None) -> tuple:
@@ -732,6 +767,12 @@ def data_fingerprint(corpus: Corpus, short: pd.DataFrame) -> str:
     return h.hexdigest()
 
 # %% ../nbs/08_pitch.ipynb #1a3bdd23
+def frame_pitch(X, i: int, title: str = None) -> dict:
+    "Row `i` of a `corpus_frame` as the pitch its producers could have written: synopsis, metadata and franchise."
+    r = X.iloc[i]
+    return {"title": title or str(X.index[i]), "synopsis": r.synopsis, "metadata": {f: _clean(r[f]) for f in META_FIELDS},
+            "franchise_scores": list(r.franchise_scores), "earlier_works": list(r.earlier_works)}
+
 def with_interval(model: PitchModel, s, index=None) -> pd.DataFrame:
     "score, lo, hi on the 1-10 scale around predictions `s`, with the model's conformal half-width."
     q = model.half_width_
@@ -781,7 +822,7 @@ def training_card(name: str, model: PitchModel, y, oof, corpus: Corpus, short: p
     "What every model card holds: inputs, training anime (`y`, `oof` of the scored ones), interval, data, out-of-fold metrics (0-1 scale)."
     from animepop.evaluate import metrics_with_ci
     unit = MinMaxLabelScaler().fit(y)
-    ci = metrics_with_ci(unit.transform(y), unit.transform(oof), n_boot=n_boot, seed=seed)
+    ci = memoised(metrics_with_ci)(unit.transform(y), unit.transform(oof), n_boot=n_boot, seed=seed)  # a bootstrap of thousands of anime: seconds
     return {"name": name, "inputs": list(model.inputs), "n_train": int(len(y)), "n_short_synopsis": int(n_short),
             "n_with_characters": model.n_with_characters_, "coverage": model.coverage_, "half_width": model.half_width_,
             "oof_coverage": interval_coverage(y, oof, model.half_width_),

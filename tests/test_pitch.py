@@ -157,7 +157,7 @@ def bad_runs(model_dir, slice_dir, good_pitch, tmp_path_factory) -> dict:
     d = tmp_path_factory.mktemp("bad")
     broken = d/"broken"
     shutil.copytree(model_dir, broken)
-    with open(broken/"model.joblib", "ab") as f: f.write(b"tampered")
+    with open(broken/"model.pkl", "ab") as f: f.write(b"tampered")
     old = d/"old"  # a model saved by an animepop whose features differ
     shutil.copytree(model_dir, old)
     (old/"card.json").write_text(json.dumps(json.loads((model_dir/"card.json").read_text()) | {"format": 1}))
@@ -190,3 +190,14 @@ def test_bad_pitch(bad_runs, case): bad(bad_runs[case], BAD_PITCHES[case][1])
     ("checksum fails", "model"), ("model missing", "model"), ("model of an older format", "model"), ("neither pitch nor corpus", "input"),
     ("corpus not gzip", "corpus"), ("unknown input", "inputs"), ("data missing", "data")])
 def test_bad_files_and_arguments(bad_runs, case, field): bad(bad_runs[case], field)
+
+
+def test_pitch_without_portraits_imports_no_torch(model_dir, good_pitch, tmp_path):
+    "A new pitch's texts are encoded without torch (`animepop.minilm`): importing it alone took longer than the whole prediction."
+    pitch = {**good_pitch, "characters": [{k: v for k, v in c.items() if k != "portrait"} for c in good_pitch["characters"]]}
+    code = ("import sys; from animepop.pitch import predict_cli; predict_cli(model=sys.argv[1], pitch=sys.argv[2], as_json=True); "
+            "print(sorted({'torch', 'transformers'} & set(sys.modules)))")
+    r = subprocess.run([sys.executable, "-c", code, str(model_dir), str(write(tmp_path, pitch))], capture_output=True, text=True, env=ENV)
+    assert r.returncode == 0, r.stderr
+    result, imported = r.stdout.strip().splitlines()
+    assert json.loads(result)["n_characters"] == 1 and imported == "[]"
