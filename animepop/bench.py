@@ -91,24 +91,27 @@ def _cold_processes(cmd: list, n: int) -> dict:
 
 def _pitch_stage(name: str):
     "Prepare pitch stage `name` (untimed) and return its timed body."
-    from animepop import pitch as P
+    from animepop.pitch_format import INPUTS, corpus_frame
+    from animepop.pitch_folder import train_from_corpus
+    from animepop.pitch_tools import frame_pitch
+    from animepop.pitch_training import fit_ablation, read_training_data, training_pool, with_short
     from animepop.config import INTERIM, MODELS, data_dir
     from animepop.split import load_split
-    corpus, short = P.read_training_data()
+    corpus, short = read_training_data()
     folder = MODELS/PITCH_MODEL
-    if name == "pitch_train": return lambda: P.train_from_corpus(corpus, P.INPUTS, folder, short=short)
-    both, split = P.with_short(corpus, short), load_split().set_index("mal_id")
-    X = P.corpus_frame(both)
+    if name == "pitch_train": return lambda: train_from_corpus(corpus, INPUTS, folder, short=short)
+    both, split = with_short(corpus, short), load_split().set_index("mal_id")
+    X = corpus_frame(both)
     test = np.flatnonzero(split.split.reindex(X.index).eq("test").to_numpy())
     if name == "pitch_ablation":
-        y, pool = both.anime.set_index("mal_id").score.reindex(X.index).to_numpy(float), P.training_pool(both, split)
+        y, pool = both.anime.set_index("mal_id").score.reindex(X.index).to_numpy(float), training_pool(both, split)
         def body():
-            for model, _ in P.fit_ablation(pool).values(): model.predict(X.iloc[test], record=(X.iloc[test], y[test]))
+            for model, _ in fit_ablation(pool).values(): model.predict(X.iloc[test], record=(X.iloc[test], y[test]))
         return body
     tool = [str(Path(sys.executable).parent/"animepop_predict"), "--model", str(folder)]
     if name == "pitch_cli":
         pitch = INTERIM/"bench_pitch.json"
-        pitch.write_text(json.dumps(P.frame_pitch(X, test[0])))
+        pitch.write_text(json.dumps(frame_pitch(X, test[0])))
         return lambda: _cold_processes([*tool, "--pitch", str(pitch)], CLI_RUNS)
     import gzip
     records = INTERIM/"bench_corpus.jsonl.gz"

@@ -5,11 +5,11 @@
 # %% auto #0
 __all__ = ['ROOT', 'DATA', 'RAW', 'INTERIM', 'PROCESSED', 'MODELS', 'FIGURES', 'RUNS', 'DATA_LAYOUTS', 'MAL_MIN_VOTES',
            'MAL_MEAN_SCORE', 'figures_dir', 'data_dir', 'find_layout', 'require_data_dir', 'reference_data_dir',
-           'atomic_write', 'code_version', 'result_memo', 'PaperHyperparams', 'seed_everything', 'num_threads',
+           'atomic_write', 'code_key', 'result_memo', 'memoised', 'PaperHyperparams', 'seed_everything', 'num_threads',
            'get_device']
 
 # %% ../nbs/00_config.ipynb #4f0274d5
-import hashlib, inspect, os, random, shutil
+import hashlib, inspect, os, random, shutil, sys
 from contextlib import contextmanager
 from dataclasses import dataclass, asdict
 from pathlib import Path
@@ -98,22 +98,64 @@ def atomic_write(path):
     finally: tmp.unlink(missing_ok=True)
 
 # %% ../nbs/00_config.ipynb #f56fcbbb
-def code_version(*modules) -> str:
-    "SHA-256 (16 hex digits) of the source files of `modules`: part of a memo key, so a code change invalidates results."
-    h = hashlib.sha256()
-    for m in modules: h.update(Path(inspect.getfile(m)).read_bytes())
-    return h.hexdigest()[:16]
+_VALUES = (bool, int, float, complex, str, bytes, tuple, list, dict, set, frozenset, type(None))
 
-def result_memo(*modules) -> joblib.Memory:
-    "The on-disk memo of trained results under data/interim/results, in a folder per `modules` and `code_version(*modules)` if given (disabled when `ANIMEPOP_NO_CACHE` is set)."
+def _canonical(v) -> str:
+    "A repr of a plain value that does not depend on set order (string hashing differs between processes)."
+    if isinstance(v, (set, frozenset)): return "{" + ", ".join(sorted(map(_canonical, v))) + "}"
+    if isinstance(v, dict): return "{" + ", ".join(sorted(f"{_canonical(k)}: {_canonical(x)}" for k, x in v.items())) + "}"
+    if isinstance(v, (list, tuple)): return type(v).__name__ + "(" + ", ".join(map(_canonical, v)) + ")"
+    return repr(v)
+
+def _codes(code) -> list:
+    "`code` and the code objects nested in it (lambdas, comprehensions, inner functions)."
+    return [code, *[c for k in code.co_consts if inspect.iscode(k) for c in _codes(k)]]
+
+def _named(obj, package: str) -> list:
+    "The functions, classes and plain values of `package` that function or class `obj` refers to by name, imports inside it included."
+    if inspect.isclass(obj):
+        members = [getattr(m, "__func__", getattr(m, "fget", m)) for m in vars(obj).values()]
+        return [m for m in members if inspect.isfunction(m)] + [b for b in obj.__bases__ if b.__module__.split(".")[0] == package]
+    fn = inspect.unwrap(obj)
+    names = {n for c in _codes(fn.__code__) for n in c.co_names}
+    scopes = [fn.__globals__] + [vars(m) for n in names if (m := sys.modules.get(n if n.startswith(package) else f"{package}.{n}"))
+                                 and inspect.ismodule(m)] + [vars(m) for m in fn.__globals__.values()
+                                 if inspect.ismodule(m) and m.__name__.split(".")[0] == package]
+    return [s[n] for s in scopes for n in names if n in s and not inspect.ismodule(s[n])]
+
+def _source(obj) -> str:
+    try: return inspect.getsource(obj)
+    except (OSError, TypeError): return repr(obj.__code__.co_code) if hasattr(obj, "__code__") else obj.__qualname__
+
+def code_key(*objs) -> str:
+    "SHA-256 (16 hex digits) of the source of functions or classes `objs` and of the functions, classes and values of their package that they use, followed through the package: part of a memo key, so that a change to the code computing a result invalidates it, and a change elsewhere (a command-line tool's help) does not."
+    package = objs[0].__module__.split(".")[0]
+    seen, todo, parts = set(), list(objs), {}
+    while todo:
+        o = todo.pop()
+        if id(o) in seen: continue
+        seen.add(id(o))
+        if inspect.isfunction(o) or inspect.isclass(o):
+            if getattr(o, "__module__", "").split(".")[0] != package: continue
+            parts[f"{o.__module__}.{o.__qualname__}"] = _source(o)
+            todo += _named(o, package)
+        elif isinstance(o, _VALUES): parts[f"value {_canonical(o)}"] = ""
+    return hashlib.sha256("\n".join(f"{k}\n{v}" for k, v in sorted(parts.items())).encode()).hexdigest()[:16]
+
+def result_memo(*objs) -> joblib.Memory:
+    "The on-disk memo of trained results under data/interim/results; given the functions `objs`, in a folder named by them and their `code_key` (disabled when `ANIMEPOP_NO_CACHE` is set)."
     if os.environ.get("ANIMEPOP_NO_CACHE", "") not in ("", "0"): return joblib.Memory(None, verbose=0)
     root = INTERIM/"results"
-    if not modules: return joblib.Memory(root, verbose=0)
-    family = "+".join(sorted(m.__name__.rsplit(".", 1)[-1] for m in modules))
-    here = root/f"{family}-{code_version(*modules)}"
+    if not objs: return joblib.Memory(root, verbose=0)
+    family = "+".join(sorted(f"{o.__module__}.{o.__qualname__}" for o in objs))
+    here = root/f"{family}-{code_key(*objs)}"
     for old in root.glob(f"{family}-*"):
         if old != here: shutil.rmtree(old, ignore_errors=True)
     return joblib.Memory(here, verbose=0)
+
+def memoised(fn):
+    "`fn` memoised on disk by its arguments, in a memo folder keyed by the code that computes its result (`code_key(fn)`)."
+    return result_memo(fn).cache(fn)
 
 # %% ../nbs/00_config.ipynb #87da3155
 @dataclass(frozen=True)

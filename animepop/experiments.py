@@ -5,9 +5,8 @@
 # %% auto #0
 __all__ = ['MODES', 'PROFILES', 'PER_CHARACTER', 'TEST_SPLIT', 'MODE_STYLE', 'input_form', 'encoder_specs', 'anime_inputs',
            'take', 'encoded_features', 'benchmark_features', 'split_masks', 'label_scalers', 'scaled_labels',
-           'needs_characters', 'run_experiment', 'code_modules', 'memo_experiment', 'mean_prediction',
-           'ridge_prediction', 'quick_slice', 'cv_splits', 'best_run', 'pool_folds', 'run_all', 'table11',
-           'authors_curves', 'plot_curves']
+           'needs_characters', 'run_experiment', 'memo_experiment', 'mean_prediction', 'ridge_prediction',
+           'quick_slice', 'cv_splits', 'best_run', 'pool_folds', 'run_all', 'table11', 'authors_curves', 'plot_curves']
 
 # %% ../nbs/07_experiments.ipynb #c5bbb340
 import time, warnings
@@ -21,7 +20,7 @@ import pandas as pd
 from joblib import Parallel, delayed, parallel_config
 from sklearn.model_selection import GroupKFold, GroupShuffleSplit
 
-from .config import PaperHyperparams, data_dir, get_device, result_memo, seed_everything
+from .config import PaperHyperparams, data_dir, get_device, memoised, seed_everything
 from .report import save_figure, save_table
 from .evaluate import METRICS, PAPER_TABLE11, mean_baseline, metrics_row
 from .features import encode, encode_pooled, item_key, load_encoder
@@ -65,7 +64,7 @@ def anime_inputs(anime: pd.DataFrame, characters: pd.DataFrame, mode: str) -> di
             "has_characters": np.array([bool(l) and bool(q) for l, q in zip(d, p)])}
 
 # %% ../nbs/07_experiments.ipynb #eaebae7b
-def _fill(rows: np.ndarray, X: np.ndarray) -> np.ndarray:
+def _scatter_rows(rows: np.ndarray, X: np.ndarray) -> np.ndarray:
     "`X` (one row per True in `rows`) placed in a zero matrix with one row per entry of `rows`."
     out = np.zeros((len(rows), X.shape[1]), np.float32); out[rows] = X
     return out
@@ -81,7 +80,7 @@ def encoded_features(inputs: dict, specs: dict, mode: str, progress: bool = True
         if k == "synopsis": out[k] = encode(name, inputs[k], progress=progress, **settings); continue
         per_char = input_form(mode) != "published"  # published: one joined text / one pasted image per anime
         X = (encode_pooled if per_char else encode)(name, take(inputs[k], rows), progress=progress, **settings)
-        out[k] = _fill(rows, X)
+        out[k] = _scatter_rows(rows, X)
     return out
 
 def benchmark_features(inputs: dict, train: np.ndarray, mode: str) -> dict:
@@ -93,7 +92,7 @@ def benchmark_features(inputs: dict, train: np.ndarray, mode: str) -> dict:
     tfidf = lambda texts: encode("tfidf", texts, fit=take(texts, train), published=pub, batch_size=16)
     pixels = (encode("piltotensor", ports, fit=[], published=True) if pub  # pasted side by side, first 750 values
               else encode_pooled("piltotensor", ports, fit=fit_ports))
-    return {"synopsis": tfidf(inputs["synopsis"]), "descriptions": tfidf(desc), "portraits": _fill(rows, pixels)}
+    return {"synopsis": tfidf(inputs["synopsis"]), "descriptions": tfidf(desc), "portraits": _scatter_rows(rows, pixels)}
 
 # %% ../nbs/07_experiments.ipynb #571d49e8
 def split_masks(split: np.ndarray, mode: str) -> dict:
@@ -140,16 +139,11 @@ def run_experiment(experiment: str, mode: str, data: dict, score, split, hp: Pap
     pred = predict(model, ds["test"], collate, device=device)
     return _result(y, scalers, pred, masks, time.time() - t, curve.assign(experiment=experiment, mode=mode, lr=hp.lr))
 
-def code_modules() -> tuple:
-    "The modules whose code produces an experiment's result: a change to any of them is a new memo key."
-    import animepop.evaluate, animepop.experiments, animepop.features, animepop.models, animepop.train
-    return animepop.models, animepop.train, animepop.experiments, animepop.features, animepop.evaluate
-
 def memo_experiment(experiment: str, mode: str, data: dict, score, split, hp: PaperHyperparams = PaperHyperparams(),
                     epochs: int | None = None, device: str = "auto", patience: int | None = None) -> dict:
-    "`run_experiment` on cached vectors, memoised on disk (`config.result_memo`, a folder per code version) by its inputs and settings."
+    "`run_experiment` on cached vectors, memoised on disk by its inputs and settings and by its code (`config.memoised`)."
     used = {k: data[k] for k in (*EXPERIMENTS[experiment], "has_characters")}
-    run = result_memo(*code_modules()).cache(run_experiment)
+    run = memoised(run_experiment)
     return run(experiment, mode, used, np.asarray(score, float), np.asarray(split), hp, epochs, None, get_device(device), patience)
 
 def mean_prediction(mode: str, rows: np.ndarray, score, split) -> dict:
@@ -242,7 +236,7 @@ def run_all(anime: pd.DataFrame, characters: pd.DataFrame, split: pd.DataFrame, 
     a = anime.merge(split[["mal_id", "cluster", "split"]], on="mal_id", how="inner", validate="one_to_one")
     if len(a) < len(anime): raise ValueError(f"{len(anime) - len(a)} anime have no split assignment: rebuild the split")
     score, sp, cluster = a.score.to_numpy(float), a.split.to_numpy(), a.cluster.to_numpy()
-    finetune, forms, encode_s, runs, memo = PROFILES[profile]["finetune"], {}, {}, [], result_memo(*code_modules())
+    finetune, forms, encode_s, runs = PROFILES[profile]["finetune"], {}, {}, []
     for mode in modes:
         form = input_form(mode)
         if form not in forms:  # tuned reads corrected's inputs and features
@@ -250,7 +244,7 @@ def run_all(anime: pd.DataFrame, characters: pd.DataFrame, split: pd.DataFrame, 
             t = time.time()
             data = inputs if finetune else {**inputs, **encoded_features(inputs, specs, form, progress)}
             encode_s[form] = time.time() - t
-            trad = memo.cache(_benchmark_features)(inputs, split_masks(sp, form)["train"], form,
+            trad = memoised(_benchmark_features)(inputs, split_masks(sp, form)["train"], form,
                                                    [item_key(p, image=True) for p in inputs["portraits"]])
             forms[form] = (data, {**inputs, **trad}, specs, cv_splits(cluster, inputs["has_characters"], n_folds, hp.seed))
         data, trad, specs, folds = forms[form]
@@ -277,7 +271,7 @@ def run_all(anime: pd.DataFrame, characters: pd.DataFrame, split: pd.DataFrame, 
             curves += [r["curve"].assign(chosen=r["curve"].lr.iloc[0] == best["lr"]) for r in grouped[mode, exp, TEST_SPLIT, 0]]
         if mode == "tuned":  # the paper profile's reference: its text encoder's frozen vectors
             name, settings = specs["synopsis"]
-            ridge = memo.cache(ridge_prediction)(encode(name, data["synopsis"], progress=progress, device=device, **settings)
+            ridge = memoised(ridge_prediction)(encode(name, data["synopsis"], progress=progress, device=device, **settings)
                                                  if finetune else data["synopsis"], score, sp)
             rows.append(_table_row(f"Ridge on Syn's vectors (alpha {ridge['alpha']:g}, chosen on val)", mode, TEST_SPLIT, ridge))
         for label, m in (("Mean (all anime)", np.ones(len(a), bool)), ("Mean (with characters)", has)):
@@ -288,7 +282,7 @@ def run_all(anime: pd.DataFrame, characters: pd.DataFrame, split: pd.DataFrame, 
                                    _fmt(r["lr"] for r in per_fold), _fmt(r["epoch"] for r in per_fold)))
         rows.append(_table_row("Mean (with characters)", mode, cv,
                                pool_folds([mean_prediction(mode, has, score, s) for s in folds], mode, reference)))
-    score_row = memo.cache(metrics_row)
+    score_row = memoised(metrics_row)
     with parallel_config("loky", inner_max_num_threads=1):
         scored = Parallel(n_jobs=workers)(delayed(score_row)(r["y"], r["pred"], n_boot, hp.seed) for r in rows)
     table = pd.DataFrame([{**{k: v for k, v in r.items() if k not in ("y", "pred")}, **s} for r, s in zip(rows, scored)])

@@ -4,10 +4,11 @@
 
 # %% auto #0
 __all__ = ['ARCHIVES', 'GITHUB_API', 'GITHUB_RAW', 'ZENODO', 'MAPPER_AUDIENCE', 'MAPPER_COMMIT', 'STATS_COMMIT',
-           'ANIMEPEDIA_COMMIT', 'RELEASE_RECORD', 'IMAGES', 'SOURCES', 'CPU_SOURCES', 'RemoteFile', 'file_checksum',
-           'FetchError', 'github_listing', 'zenodo_listing', 'mapper_line', 'assemble_mapper', 'animepedia_cards',
-           'portrait_jpeg', 'animepedia_sample', 'Source', 'registry', 'ChecksumMismatch', 'unreachable', 'Downloader',
-           'extract', 'SourceFetch', 'resolve', 'missing_files', 'fetch', 'account_lines', 'fetch_cli', 'fetch_main']
+           'ANIMEPEDIA_COMMIT', 'RELEASE_RECORD', 'IMAGES', 'SOURCES', 'CPU_SOURCES', 'fetch_main', 'RemoteFile',
+           'file_checksum', 'FetchError', 'github_listing', 'zenodo_listing', 'mapper_line', 'assemble_mapper',
+           'animepedia_cards', 'portrait_jpeg', 'animepedia_sample', 'Source', 'registry', 'ChecksumMismatch',
+           'unreachable', 'Downloader', 'extract', 'SourceFetch', 'resolve', 'missing_files', 'fetch', 'account_lines',
+           'fetch_cli']
 
 # %% ../nbs/01b_sources.ipynb #4b3e1b69
 import fnmatch, gzip, hashlib, json, os, shutil, sys, tarfile, tempfile, threading, zipfile
@@ -26,7 +27,8 @@ from tenacity import Retrying, retry_if_exception, stop_after_attempt
 from tqdm.auto import tqdm
 
 from .config import INTERIM, RAW, atomic_write, find_layout
-from .scrape import Fetcher, Permanent, Transient, rebase, retry_after, underscored
+from .cli import console, die
+from .scrape import Fetcher, Permanent, Transient, rebase, retry_after
 
 # %% ../nbs/01b_sources.ipynb #d15c1811
 ARCHIVES = (".zip", ".tar", ".tar.gz", ".tgz")
@@ -417,9 +419,7 @@ def fetch_cli(sources: Param("sources: anime-mapper, mal-stats, characters-sampl
               quiet: Param("no progress bar", store_true) = False):
     "Download, verify and convert the project's public sources into a data folder."
     try: rows = fetch(sources, to, base_url, workers, tries, progress=not quiet)
-    except FetchError as e: print(f"animepop_fetch: error: {e}", file=sys.stderr); sys.exit(2)
+    except FetchError as e: die("animepop_fetch", str(e))
     print("\n".join(account_lines(rows)))
 
-def fetch_main():
-    "Console script `animepop_fetch`."
-    sys.argv[1:] = underscored(sys.argv[1:]); fetch_cli()
+fetch_main = console(fetch_cli)

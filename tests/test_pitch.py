@@ -75,36 +75,62 @@ def test_predict_pitch(model_dir, good_pitch, tmp_path):
     p = pd.read_csv(tmp_path/"p.csv").iloc[0]
     assert 1 <= p.lo <= p.score <= p.hi <= 10
     no_chars = {k: v for k, v in good_pitch.items() if k != "characters"}
-    r = run("animepop_predict", "--model", model_dir, "--pitch", write(tmp_path, no_chars), "--as_json")
+    r = run("animepop_predict", "--model", model_dir, "--pitch", write(tmp_path, no_chars), "--as-json")
     res = json.loads(r.stdout)
     assert res["inputs_used"] == ["synopsis", "metadata", "franchise"] and len(res["top_features"]) == 5
 
 
 def test_synopsis_model_looks_up_earlier_works(slice_dir, good_pitch, tmp_path):
     "A synopsis-only model keeps its dated training synopses with their scores, and a pitch (made now) looks them up."
-    from animepop.pitch import embed_texts, load_model, pitch_frame
+    from animepop.pitch_folder import load_model
+    from animepop.pitch_format import pitch_frame
     r = run("animepop_train", "--inputs", "synopsis", "--data", slice_dir, "--out", tmp_path/"syn", "--folds", 2)
     assert r.returncode == 0, r.stderr
     model, _ = load_model(tmp_path/"syn")
     vectors, when, scores = model.record_
     assert len(vectors) > 100 and np.isfinite(when).all() and ((scores >= 1) & (scores <= 10)).all()
     X = pitch_frame({"synopsis": good_pitch["synopsis"]}, model.inputs, {})
-    found = model._similar(X, embed_texts(X.synopsis, cache=False)).iloc[0]
+    found = model.parts(X, cache=False).table.iloc[0]
     assert 0 < found.similar_best_sim <= 1.001 and 1 <= found.similar_best_score <= 10
-    r = run("animepop_predict", "--model", tmp_path/"syn", "--pitch", write(tmp_path, {"synopsis": good_pitch["synopsis"]}), "--as_json")
+    r = run("animepop_predict", "--model", tmp_path/"syn", "--pitch", write(tmp_path, {"synopsis": good_pitch["synopsis"]}), "--as-json")
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout)["inputs_used"] == ["synopsis"]
 
 
+def test_original_work(model_dir, good_pitch, tmp_path):
+    "A pitch without franchise scores is an original work, and the output says so."
+    pitch = {k: v for k, v in good_pitch.items() if k not in ("franchise_scores", "earlier_works")}
+    r = run("animepop_predict", "--model", model_dir, "--pitch", write(tmp_path, pitch))
+    assert r.returncode == 0, r.stderr
+    assert "scored as an original work" in r.stdout
+
+
+def test_unknown_value_names_the_closest(model_dir, good_pitch, tmp_path):
+    r = run("animepop_predict", "--model", model_dir, "--pitch", write(tmp_path, changed(good_pitch, lambda p: p["metadata"].update(genres=["Actoin"]))))
+    bad(r, "metadata.genres")
+    assert "closest known: 'Action'" in r.stderr and r.stderr.count(",") < 5, r.stderr
+
+
+def test_help_spells_options_with_dashes():
+    r = run("animepop_predict", "--help")
+    assert r.returncode == 0 and "--as-json" in r.stdout and "--as_json" not in r.stdout
+
+
 def test_predict_corpus(model_dir, shared_data, tmp_path):
     lines = gzip.open(shared_data/"anime-mapper"/"anime.jsonl.gz", "rt").readlines()[:30]
+    i = next(i for i, line in enumerate(lines) if len((json.loads(line).get("synopsis") or "").split()) >= 40)
+    new = json.loads(lines[i]); new["genres"] = [*(new.get("genres") or []), "Space Opera Noir"]  # a genre newer than the model
+    lines[i] = json.dumps(new) + "\n"
     with gzip.open(tmp_path/"few.jsonl.gz", "wt") as f: f.writelines(lines)
     r = run("animepop_predict", "--model", model_dir, "--corpus", tmp_path/"few.jsonl.gz", "--out", tmp_path/"c.csv")
     assert r.returncode == 0, r.stderr
     c = pd.read_csv(tmp_path/"c.csv")
-    assert list(c.columns) == ["mal_id", "score", "lo", "hi"] and len(c) > 5
+    assert list(c.columns) == ["mal_id", "score", "lo", "hi", "unknown_values"] and len(c) > 5
     assert c.score.between(1, 10).all() and (c.lo <= c.score).all()
     assert len(c) + r.stderr.count("skipped mal_id") == 30  # every record scored or reported
+    first = c[c.mal_id == new["idMal"]]
+    assert len(first) == 1 and first.unknown_values.iloc[0] >= 1  # scored, the unknown genre left out and counted
+    assert "ignored unknown metadata.genres 'Space Opera Noir'" in r.stderr
 
 
 def test_train_from_mapper_file(shared_data, tmp_path):
@@ -142,7 +168,6 @@ BAD_PITCHES = {  # case: (change to a good pitch, field the error must name)
     "no metadata": (lambda p: p.pop("metadata"), "metadata"),
     "portrait missing": (lambda p: p["characters"][0].update(portrait="missing.png"), "characters[0].portrait"),
     "empty description": (lambda p: p["characters"][0].update(description=""), "characters[0].description"),
-    "no franchise scores": (lambda p: p.pop("franchise_scores"), "franchise_scores"),
     "franchise score off the scale": (lambda p: p.update(franchise_scores=[85]), "franchise_scores"),
     "unknown relation": (lambda p: p["earlier_works"][0].update(relation="Sequel of"), "earlier_works[0].relation"),
     "earlier work's score off the scale": (lambda p: p["earlier_works"][0].update(score=82), "earlier_works[0].score"),
@@ -195,7 +220,7 @@ def test_bad_files_and_arguments(bad_runs, case, field): bad(bad_runs[case], fie
 def test_pitch_without_portraits_imports_no_torch(model_dir, good_pitch, tmp_path):
     "A new pitch's texts are encoded without torch (`animepop.minilm`): importing it alone took longer than the whole prediction."
     pitch = {**good_pitch, "characters": [{k: v for k, v in c.items() if k != "portrait"} for c in good_pitch["characters"]]}
-    code = ("import sys; from animepop.pitch import predict_cli; predict_cli(model=sys.argv[1], pitch=sys.argv[2], as_json=True); "
+    code = ("import sys; from animepop.pitch_tools import predict_cli; predict_cli(model=sys.argv[1], pitch=sys.argv[2], as_json=True); "
             "print(sorted({'torch', 'transformers'} & set(sys.modules)))")
     r = subprocess.run([sys.executable, "-c", code, str(model_dir), str(write(tmp_path, pitch))], capture_output=True, text=True, env=ENV)
     assert r.returncode == 0, r.stderr
