@@ -300,7 +300,7 @@ class add_results(Processor):
         for i, c in enumerate(self.nb.cells):
             rewrite_markdown(c, lambda md: relink(md, site_figures))
             c.setdefault("directives_", {})  # cells added here, for the processors after this one
-            c.setdefault("id", f"docs-{i}")  # for them and nbdev's (show_doc, front matter): nbformat 5 wants ids  # cells added here, for the processors after this one
+            c.setdefault("id", f"docs-{i}")  # for them and nbdev's (show_doc, front matter): nbformat 5 wants ids
 
 # %% ../nbs/09b_docs.ipynb #0ef51a66
 _SHOW_DOC = re.compile(r"^show_doc\(", re.M)

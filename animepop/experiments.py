@@ -6,7 +6,8 @@
 __all__ = ['MODES', 'PROFILES', 'PER_CHARACTER', 'TEST_SPLIT', 'MODE_STYLE', 'input_form', 'encoder_specs', 'anime_inputs',
            'take', 'encoded_features', 'benchmark_features', 'split_masks', 'label_scalers', 'scaled_labels',
            'needs_characters', 'run_experiment', 'memo_experiment', 'mean_prediction', 'ridge_prediction',
-           'quick_slice', 'cv_splits', 'best_run', 'pool_folds', 'run_all', 'table11', 'authors_curves', 'plot_curves']
+           'quick_slice', 'cv_splits', 'best_run', 'pool_folds', 'run_all', 'table11', 'authors_curves', 'plot_curves',
+           'table11_summary']
 
 # %% ../nbs/07_experiments.ipynb #c5bbb340
 import time, warnings
@@ -340,3 +341,38 @@ def plot_curves(curves: pd.DataFrame, authors: pd.DataFrame | None = None):
     fig.legend(handles.values(), handles.keys(), loc="lower center", ncol=5, fontsize=7, frameon=False)
     fig.tight_layout(rect=(0, 0.12, 1, 1))
     return fig
+
+# %% ../nbs/07_experiments.ipynb #117ced90
+def _spearman(r) -> str: return f"{r.Spearman:.3f} [{r['Spearman 95% CI']}]"
+
+def table11_summary(t: pd.DataFrame, curves: pd.DataFrame) -> str:
+    "What Table 11 (`table11`'s frame) and Figure 6's data say, in sentences whose every number is read from them."
+    split_rows, cv_rows = t[t.estimate == TEST_SPLIT], t[t.estimate != TEST_SPLIT]
+    def row(exp, mode, rows=split_rows): return rows[(rows.experiment == exp) & (rows["mode"] == mode)].iloc[0]
+    syn, trad = ({m: row(e, m) for m in MODES} for e in ("Syn", "Trad"))
+    ridge, mean = split_rows[split_rows.experiment.str.startswith("Ridge")].iloc[0], row("Mean (all anime)", "tuned")
+    out = [f"On the {syn['tuned'].n:.0f} cluster-held-out test anime, Syn (the synopsis alone) reaches Spearman "
+           f"{_spearman(syn['published'])} as published, {_spearman(syn['corrected'])} as corrected and {_spearman(syn['tuned'])} "
+           f"tuned (lr {syn['tuned'].lr}, epoch {syn['tuned'].epoch}; R2 {syn['tuned'].R2:.3f}, MSE {syn['tuned'].MSE:.4f} "
+           f"against the training mean's {mean.MSE:.4f}); a {ridge.experiment[0].lower() + ridge.experiment[1:]} reaches "
+           f"{_spearman(ridge)}, and the paper reports {syn['tuned']['Spearman (paper)']:.3f} (on its own 1,439 test anime)."]
+    runs = {lr: g.reset_index(drop=True) for lr, g in curves[(curves["mode"] == "tuned") & (curves.experiment == "Syn")].groupby("lr")}
+    best = {lr: g.val_loss.idxmin() for lr, g in runs.items()}
+    overfits = all(g.train_loss.iloc[-1] < g.train_loss[best[lr]] and g.epoch.iloc[-1] > g.epoch[best[lr]] for lr, g in runs.items())
+    out.append("In Figure 6, tuned Syn's validation loss is lowest at epoch " +
+               ", ".join(f"{g.epoch[best[lr]]} for lr {lr:g} (MSE {g.val_loss[best[lr]]:.4f}, run stopped at epoch {g.epoch.iloc[-1]})"
+                         for lr, g in runs.items()) +
+               (": at every learning rate the training loss keeps falling after the best epoch while the validation loss "
+                "rises, so more epochs fit the training anime, not new ones." if overfits else "."))
+    out.append(f"The benchmark (Trad) goes from {_spearman(trad['published'])} with the authors' batch softmax to "
+               f"{_spearman(trad['corrected'])} without it and {_spearman(trad['tuned'])} tuned.")
+    if len(cv_rows):
+        cv, fixed = ({e: row(e, "tuned", rows) for e in ("Full", "Char", "Img")} for rows in (cv_rows, split_rows))
+        out.append(f"Full, Char and Img need characters: on the fixed split they rest on {fixed['Full'].n:.0f} test anime "
+                   f"(tuned: Spearman {fixed['Full'].Spearman:.3f}, {fixed['Char'].Spearman:.3f} and {fixed['Img'].Spearman:.3f}), "
+                   f"so each is also cross-validated ({cv['Full'].estimate}: each of the {cv['Full'].n:.0f} anime with "
+                   f"characters predicted once by a model that never saw its cluster); there tuned Full reaches "
+                   f"{_spearman(cv['Full'])}, Char {_spearman(cv['Char'])} and Img {_spearman(cv['Img'])}, with MSE "
+                   f"{cv['Full'].MSE:.4f}, {cv['Char'].MSE:.4f} and {cv['Img'].MSE:.4f} against the training mean's "
+                   f"{row('Mean (with characters)', 'tuned', cv_rows).MSE:.4f}.")
+    return " ".join(out)

@@ -81,7 +81,7 @@ def test_pages_from_an_executed_copy(tmp_path, monkeypatch, shared_data):
     html = (site/"score.html").read_text()
     assert f"executed copy <code>{run_dir/'02_score.ipynb'}</code>" in html and "written by that same run" in html
     assert "# Parameters" in html                                  # papermill's injected parameters are on the page
-    assert 'data-artifact="label_weighted_vs_mal"' in html and (site/"figures/label_weighted_vs_mal.png").exists()
+    assert 'data-artifact="label_weighted_vs_mal_scatter"' in html and (site/"figures/label_weighted_vs_mal_scatter.png").exists()
 
 
 def test_readme_links_resolve(tmp_path):
