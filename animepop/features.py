@@ -19,6 +19,7 @@ from PIL import Image
 from torch import nn
 from tqdm.auto import tqdm
 
+from .minilm import mean_per_list
 from .config import INTERIM, atomic_write, get_device, num_threads
 
 # %% ../nbs/04_features.ipynb #54944897
@@ -294,10 +295,7 @@ def encode(name: str, items, fit=None, batch_size: int = 32, cache: bool = True,
 def encode_pooled(name: str, lists, **kwargs) -> np.ndarray:
     "`encode` every item of every list in `lists`, then one mean vector per list (zeros for an empty list)."
     lists = [list(l) for l in lists]
-    flat = [it for l in lists for it in l]
-    vecs = torch.from_numpy(encode(name, flat, **kwargs))
-    owner = torch.tensor([j for j, l in enumerate(lists) for _ in l], dtype=torch.long)
-    return pool_by_owner(vecs, owner, len(lists)).numpy()
+    return mean_per_list(encode(name, [it for l in lists for it in l], **kwargs), [len(l) for l in lists])
 
 # %% ../nbs/04_features.ipynb #9df37051
 def save_tiny_paper_encoders(folder) -> dict:

@@ -20,6 +20,7 @@ from sklearn.model_selection import GroupKFold
 from sklearn.preprocessing import normalize
 
 from .corpus import RECEPTION_TAGS, RELATIONS, air_time
+from .minilm import mean_per_list
 from .pitch_format import CATEGORICAL
 
 # %% ../nbs/08b_pitch_features.ipynb #06fbea6c
@@ -110,18 +111,12 @@ def _vectors(name: str, items: list, cache: bool) -> np.ndarray:
     from animepop.features import encode
     return encode(name, items, cache=cache, progress=False)
 
-def _pooled(lists, name: str, cache: bool = True) -> np.ndarray:
-    "Mean encoder vector of each list of items (texts or image paths); NaN rows for empty lists."
-    flat = [x for items in lists for x in items]
-    owner = np.repeat(np.arange(len(lists)), [len(items) for items in lists])
-    vecs = _vectors(name, flat, cache) if flat else np.zeros((0, 1), np.float32)
-    out = np.full((len(lists), vecs.shape[1]), np.nan, np.float32)
-    for i in np.unique(owner): out[i] = vecs[owner == i].mean(0)
-    return out
-
 def character_vectors(X, cache: bool = True) -> np.ndarray:
     "Per anime: mean MiniLM vector of its main characters' descriptions and mean EffNet-Lite0 vector of their portraits."
-    return np.hstack([_pooled(list(X.descriptions), "minilm", cache), _pooled(list(X.portraits), "effnet-lite0", cache)])
+    def pooled(lists, name):
+        flat = [x for items in lists for x in items]
+        return mean_per_list(_vectors(name, flat, cache) if flat else np.zeros((0, 1), np.float32), [len(l) for l in lists], empty=np.nan)
+    return np.hstack([pooled(list(X.descriptions), "minilm"), pooled(list(X.portraits), "effnet-lite0")])
 
 # %% ../nbs/08b_pitch_features.ipynb #0f75bc0f
 def similar_earlier(E, when, E_known, when_known, score_known, k: int = 3, chunk: int = 2048) -> tuple:
