@@ -211,7 +211,7 @@ def _runs(mode: str, experiment: str, data: dict, score, splits: dict, hp: Paper
     for estimate, arrays in splits.items():
         for fold, s in enumerate(arrays):
             for lr in (search.lrs if tuned else (hp.lr,)):
-                args = (experiment, mode, data, score, s, replace(hp, lr=lr), search.max_epochs if tuned else epochs)
+                args = (experiment, mode, data, score, s, replace(hp, lr=lr, batch_size=search.batch_size) if tuned else hp, search.max_epochs if tuned else epochs)
                 patience = search.patience if tuned else None
                 job = (delayed(run_experiment)(*args, specs, device, patience) if specs else delayed(memo_experiment)(*args, device, patience))
                 out.append(((mode, experiment, estimate, fold), job))
