@@ -222,7 +222,7 @@ def test_reproduce_without_data_folder_fetches_then_runs(mirror, real, tmp_path)
                           text=True, timeout=900, env=env)
     assert done.returncode == 0, done.stderr[-3000:]
     out = done.stdout
-    assert out.index("no data folder: fetching anime-mapper, mal-stats, characters-sample") < out.index("01_corpus ...")
+    assert out.index("no data folder: fetching anime-mapper, mal-stats, characters-sample") < out.index("01_corpus (1 at a time) ...")
     assert (tmp_path/"root"/"data"/"raw"/"anime-mapper"/"anime.jsonl.gz").exists()
     manifest = json.loads((tmp_path/"figs"/"manifest.json").read_text())
     assert manifest["data_dir"] == str(tmp_path/"root"/"data"/"raw") and manifest["data_layout"] == "shared"
