@@ -5,11 +5,11 @@
 # %% auto #0
 __all__ = ['ROOT', 'DATA', 'RAW', 'INTERIM', 'PROCESSED', 'MODELS', 'FIGURES', 'RUNS', 'DATA_LAYOUTS', 'MAL_MIN_VOTES',
            'MAL_MEAN_SCORE', 'figures_dir', 'data_dir', 'find_layout', 'require_data_dir', 'reference_data_dir',
-           'atomic_write', 'code_key', 'result_memo', 'memoised', 'PaperHyperparams', 'seed_everything', 'num_threads',
-           'get_device']
+           'atomic_write', 'code_key', 'result_memo', 'library_twin', 'memoised', 'PaperHyperparams', 'seed_everything',
+           'num_threads', 'get_device']
 
 # %% ../nbs/00_config.ipynb #4f0274d5
-import hashlib, inspect, os, random, shutil, sys
+import hashlib, importlib, inspect, os, random, shutil, sys
 from contextlib import contextmanager
 from dataclasses import dataclass, asdict
 from pathlib import Path
@@ -105,7 +105,8 @@ def _canonical(v) -> str:
     if isinstance(v, (set, frozenset)): return "{" + ", ".join(sorted(map(_canonical, v))) + "}"
     if isinstance(v, dict): return "{" + ", ".join(sorted(f"{_canonical(k)}: {_canonical(x)}" for k, x in v.items())) + "}"
     if isinstance(v, (list, tuple)): return type(v).__name__ + "(" + ", ".join(map(_canonical, v)) + ")"
-    return repr(v)
+    if isinstance(v, (bool, int, float, complex, str, bytes, type(None))): return repr(v)
+    return f"<{type(v).__module__}.{type(v).__qualname__} {getattr(v, '__module__', '')}.{getattr(v, '__qualname__', '')}>"  # a function's repr holds its address
 
 def _codes(code) -> list:
     "`code` and the code objects nested in it (lambdas, comprehensions, inner functions)."
@@ -153,8 +154,19 @@ def result_memo(*objs) -> joblib.Memory:
         if old != here: shutil.rmtree(old, ignore_errors=True)
     return joblib.Memory(here, verbose=0)
 
+def library_twin(fn):
+    "The package's own function for `fn` where a notebook's kernel defined it in `__main__` with the same source (the cell nbdev exports), else `fn`: a memo keyed by the library's code, stable between kernels."
+    if getattr(fn, "__module__", None) != "__main__": return fn
+    from animepop._modidx import d
+    for mod, syms in d["syms"].items():
+        if f"{mod}.{fn.__qualname__}" in syms:
+            twin = getattr(importlib.import_module(mod), fn.__qualname__, None)
+            if twin is not None and _source(twin) == _source(fn): return twin
+    return fn
+
 def memoised(fn):
-    "`fn` memoised on disk by its arguments, in a memo folder keyed by the code that computes its result (`code_key(fn)`)."
+    "`fn` memoised on disk by its arguments, in a memo folder keyed by the code that computes its result (`code_key(fn)`); a function a notebook defined runs as the library's (`library_twin`)."
+    fn = library_twin(fn)
     return result_memo(fn).cache(fn)
 
 # %% ../nbs/00_config.ipynb #87da3155
