@@ -21,7 +21,7 @@ import pandas as pd
 from joblib import Parallel, delayed, parallel_config
 from sklearn.model_selection import GroupKFold, GroupShuffleSplit
 
-from .config import PaperHyperparams, data_dir, get_device, memoised, seed_everything
+from .config import PaperHyperparams, data_dir, get_device, library_twin, memoised, seed_everything
 from .report import save_figure, save_table
 from .evaluate import METRICS, PAPER_TABLE11, mean_baseline, metrics_row
 from .features import encode, encode_pooled, item_key, load_encoder
@@ -213,7 +213,8 @@ def _runs(mode: str, experiment: str, data: dict, score, splits: dict, hp: Paper
             for lr in (search.lrs if tuned else (hp.lr,)):
                 args = (experiment, mode, data, score, s, replace(hp, lr=lr, batch_size=search.batch_size) if tuned else hp, search.max_epochs if tuned else epochs)
                 patience = search.patience if tuned else None
-                job = (delayed(run_experiment)(*args, specs, device, patience) if specs else delayed(memo_experiment)(*args, device, patience))
+                # the library's functions, sent by reference: a worker cannot read a notebook's source, so its memo key would miss the code
+                job = (delayed(library_twin(run_experiment))(*args, specs, device, patience) if specs else delayed(library_twin(memo_experiment))(*args, device, patience))
                 out.append(((mode, experiment, estimate, fold), job))
     return out
 
