@@ -98,14 +98,15 @@ def atomic_write(path):
     finally: tmp.unlink(missing_ok=True)
 
 # %% ../nbs/00_config.ipynb #f56fcbbb
-_VALUES = (bool, int, float, complex, str, bytes, tuple, list, dict, set, frozenset, type(None))
+_SCALARS = (bool, int, float, complex, str, bytes, type(None))
+_VALUES = (*_SCALARS, tuple, list, dict, set, frozenset)
 
 def _canonical(v) -> str:
     "A repr of a plain value that does not depend on set order (string hashing differs between processes)."
     if isinstance(v, (set, frozenset)): return "{" + ", ".join(sorted(map(_canonical, v))) + "}"
     if isinstance(v, dict): return "{" + ", ".join(sorted(f"{_canonical(k)}: {_canonical(x)}" for k, x in v.items())) + "}"
     if isinstance(v, (list, tuple)): return type(v).__name__ + "(" + ", ".join(map(_canonical, v)) + ")"
-    if isinstance(v, (bool, int, float, complex, str, bytes, type(None))): return repr(v)
+    if isinstance(v, _SCALARS): return repr(v)
     return f"<{type(v).__module__}.{type(v).__qualname__} {getattr(v, '__module__', '')}.{getattr(v, '__qualname__', '')}>"  # a function's repr holds its address
 
 def _codes(code) -> list:
