@@ -4,7 +4,7 @@
 
 # %% auto #0
 __all__ = ['ABLATION', 'cv_parts', 'best_weight', 'conformal_quantile', 'interval_coverage', 'train_model', 'fit_ablation',
-           'read_training_data', 'with_short', 'training_pool', 'data_fingerprint']
+           'read_training_data', 'with_short', 'training_pool', 'data_fingerprint', 'encode_synopses']
 
 # %% ../nbs/08d_pitch_training.ipynb #91b85c58
 import hashlib
@@ -111,3 +111,8 @@ def data_fingerprint(corpus: Corpus, short: pd.DataFrame) -> str:
     h.update(pd.util.hash_pandas_object(corpus.characters[["mal_id", "description"]].astype(str), index=False).values.tobytes())
     if len(short): h.update(pd.util.hash_pandas_object(short[["mal_id", "synopsis", "score"]], index=False).values.tobytes())
     return h.hexdigest()
+
+# %% ../nbs/08d_pitch_training.ipynb #43f2cb67
+def encode_synopses(data=None) -> int:
+    "Fill the MiniLM cache with every synopsis of `data`'s corpus and short-synopsis anime (`read_training_data`), in one pass; how many."
+    return len(embed_texts(corpus_frame(with_short(*read_training_data(data))).synopsis))
