@@ -11,6 +11,7 @@ __all__ = ['ENCODERS', 'FITTED', 'IMAGES', 'SHARED_POOLINGS', 'EMBEDDINGS', 'poo
 # %% ../nbs/04_features.ipynb #798e0d6b
 import fcntl, hashlib, inspect, json
 from contextlib import contextmanager
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -242,13 +243,13 @@ def _stores(name: str, settings: dict, cache: bool, cache_dir=None) -> dict:
     pools = [own, *(p for p in SHARED_POOLINGS.get(name, ()) if p != own)]
     return {p: EmbeddingCache(Path(cache_dir or EMBEDDINGS)/f"{cache_name(name, {**settings, 'pooling': p})}.npz") for p in pools}
 
-_FROZEN = {}  # (name, settings, device) -> encoder: loaded by `encode` once per process
+# a function's cache, not a module dict: a memo key (`config.code_key`) reads the package's values, not what a process loaded
+@lru_cache(maxsize=None)
+def _loaded(name: str, settings_json: str, device: str): return load_encoder(name, **json.loads(settings_json)).to(device)
 
 def _frozen(name: str, settings: dict, device: str):
     "Registry encoder `name` with `settings` on `device`, loaded on first use and kept for the process's later calls."
-    key = (name, json.dumps(settings, sort_keys=True), device)
-    if key not in _FROZEN: _FROZEN[key] = load_encoder(name, **settings).to(device)
-    return _FROZEN[key]
+    return _loaded(name, json.dumps(settings, sort_keys=True), device)
 
 @contextmanager
 def _locked(stores: dict):
