@@ -9,7 +9,7 @@ __all__ = ['ROOT', 'DATA', 'RAW', 'INTERIM', 'PROCESSED', 'MODELS', 'FIGURES', '
            'num_threads', 'get_device']
 
 # %% ../nbs/00_config.ipynb #4f0274d5
-import hashlib, importlib, inspect, os, random, shutil, sys
+import hashlib, importlib, importlib.util, inspect, os, random, shutil, sys
 from contextlib import contextmanager
 from dataclasses import dataclass, asdict
 from pathlib import Path
@@ -113,6 +113,12 @@ def _codes(code) -> list:
     "`code` and the code objects nested in it (lambdas, comprehensions, inner functions)."
     return [code, *[c for k in code.co_consts if inspect.iscode(k) for c in _codes(k)]]
 
+def _module(name: str, package: str):
+    "The module of `package` that a function names (`animepop.features` in an import inside it, or `features`), imported if no one has yet: a memo key must not depend on what the process happened to import before."
+    full = name if name.startswith(package + ".") else f"{package}.{name}"
+    try: return importlib.import_module(full) if importlib.util.find_spec(full) is not None else None
+    except ModuleNotFoundError: return None  # `package` is no package (a notebook's `__main__`)
+
 def _named(obj, package: str) -> list:
     "The functions, classes and plain values of `package` that function or class `obj` refers to by name, imports inside it included."
     if inspect.isclass(obj):
@@ -120,8 +126,7 @@ def _named(obj, package: str) -> list:
         return [m for m in members if inspect.isfunction(m)] + [b for b in obj.__bases__ if b.__module__.split(".")[0] == package]
     fn = inspect.unwrap(obj)
     names = {n for c in _codes(fn.__code__) for n in c.co_names}
-    scopes = [fn.__globals__] + [vars(m) for n in names if (m := sys.modules.get(n if n.startswith(package) else f"{package}.{n}"))
-                                 and inspect.ismodule(m)] + [vars(m) for m in fn.__globals__.values()
+    scopes = [fn.__globals__] + [vars(m) for n in names if (m := _module(n, package))] + [vars(m) for m in fn.__globals__.values()
                                  if inspect.ismodule(m) and m.__name__.split(".")[0] == package]
     return [s[n] for s in scopes for n in names if n in s and not inspect.ismodule(s[n])]
 

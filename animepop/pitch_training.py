@@ -4,7 +4,7 @@
 
 # %% auto #0
 __all__ = ['ABLATION', 'cv_parts', 'best_weight', 'conformal_quantile', 'interval_coverage', 'train_model', 'fit_ablation',
-           'read_training_data', 'with_short', 'training_pool', 'data_fingerprint', 'encode_synopses']
+           'read_training_data', 'with_short', 'training_pool', 'data_fingerprint', 'encode_corpus']
 
 # %% ../nbs/08d_pitch_training.ipynb #91b85c58
 import hashlib
@@ -113,6 +113,8 @@ def data_fingerprint(corpus: Corpus, short: pd.DataFrame) -> str:
     return h.hexdigest()
 
 # %% ../nbs/08d_pitch_training.ipynb #43f2cb67
-def encode_synopses(data=None) -> int:
-    "Fill the MiniLM cache with every synopsis of `data`'s corpus and short-synopsis anime (`read_training_data`), in one pass; how many."
-    return len(embed_texts(corpus_frame(with_short(*read_training_data(data))).synopsis))
+def encode_corpus(data=None) -> int:
+    "Fill the MiniLM and EffNet-Lite0 caches with the synopses of `data`'s corpus and short-synopsis anime (`read_training_data`) and their main characters' descriptions and portraits, one pass each; how many anime."
+    X = corpus_frame(with_short(*read_training_data(data)))
+    embed_texts(X.synopsis); character_vectors(X)
+    return len(X)

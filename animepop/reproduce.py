@@ -156,10 +156,10 @@ def reproduce(profile: str = "cpu", data: str | None = None, out: str | None = N
     from animepop.split import load_split
     load_split(seed=seed, corpus=load_corpus())  # built (or found current) here, once: the notebooks only read them
     if not quick:  # a slice encodes its own few
-        from animepop.pitch_training import encode_synopses
+        from animepop.pitch_training import encode_corpus
         t = time.perf_counter()
-        print(f"[animepop_reproduce] {encode_synopses()} synopses' MiniLM vectors ready", flush=True)
-        run["encode_synopses_s"] = round(time.perf_counter() - t, 2)
+        print(f"[animepop_reproduce] {encode_corpus()} synopses' MiniLM vectors ready", flush=True)
+        run["encode_corpus_s"] = round(time.perf_counter() - t, 2)
     wall = run_side_by_side(schedule(notebooks, previous_wall(fig_dir)), run_dir, settings, profile, jobs or num_threads())
     run["wall_s"] = {p.stem: round(wall[p.stem], 2) for p in notebooks}
     run["elapsed_s"] = round(time.perf_counter() - start, 2)
