@@ -158,7 +158,7 @@ def reproduce(profile: str = "cpu", data: str | None = None, out: str | None = N
     if not quick:  # a slice encodes its own few
         from animepop.pitch_training import encode_corpus
         t = time.perf_counter()
-        print(f"[animepop_reproduce] {encode_corpus()} synopses' MiniLM vectors ready", flush=True)
+        print(f"[animepop_reproduce] {encode_corpus()} anime's synopses and characters encoded", flush=True)
         run["encode_corpus_s"] = round(time.perf_counter() - t, 2)
     wall = run_side_by_side(schedule(notebooks, previous_wall(fig_dir)), run_dir, settings, profile, jobs or num_threads())
     run["wall_s"] = {p.stem: round(wall[p.stem], 2) for p in notebooks}
