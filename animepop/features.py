@@ -203,12 +203,18 @@ def cache_name(name: str, settings: dict) -> str:
     "File stem of an encoder's cache: its name and a hash of its settings."
     return f"{name}-{_sha(json.dumps(settings, sort_keys=True, default=str).encode())[:12]}"
 
+@lru_cache(maxsize=8)
+def _read_vectors(path: str, mtime_ns: int, size: int) -> dict:
+    "A cache file's vectors by input key, read once per version of the file: a pitch model's fits read the same caches dozens of times."
+    with np.load(path) as z: return dict(zip(z["keys"].tolist(), z["vecs"]))
+
 class EmbeddingCache:
     "Vectors by input key in one `.npz`; `path=None` keeps them in memory only."
     def __init__(self, path=None):
         self.path, self.vecs = (Path(path) if path else None), {}
         if self.path and self.path.exists():
-            with np.load(self.path) as z: self.vecs = dict(zip(z["keys"].tolist(), z["vecs"]))
+            s = self.path.stat()
+            self.vecs = dict(_read_vectors(str(self.path), s.st_mtime_ns, s.st_size))  # a copy: `put` adds to this cache only
     def __contains__(self, key): return key in self.vecs
     def __len__(self): return len(self.vecs)
     def put(self, keys, vecs): self.vecs.update(zip(keys, np.asarray(vecs, np.float32)))

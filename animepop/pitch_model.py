@@ -25,7 +25,7 @@ from .config import memoised
 from .corpus import n_words
 from .pitch_format import CATEGORICAL
 from .pitch_features import (MetaFeatures, SynopsisGuess, character_vectors, embed_texts, fit_ridge, fit_text_ridge,
-    franchise_table, guess_targets, lookup_rows, oof_guess, oof_text, similar_earlier, similar_table, text_design)
+    franchise_table, guess_targets, lookup_rows, oof_guess, similar_earlier, similar_table, text_design)
 from .score import MinMaxLabelScaler
 
 # %% ../nbs/08c_pitch_model.ipynb #7d3bc7a5
@@ -110,8 +110,8 @@ class PitchModel(BaseEstimator, RegressorMixin):
         when, keep = lookup_rows(X)
         self.record_ = ((normalize(E[keep]) if keep.any() else E[keep]).astype(np.float16), when[keep], np.asarray(y, float)[keep])  # none: a corpus without dates
 
-    def _similar(self, X, E, record=None) -> pd.DataFrame:
-        "`similar_table` of X's synopses among the model's record of aired works and `record` (more rows, their scores) aired before each was pitched."
+    def _similar(self, X, E, record=None, lookup=similar_earlier) -> pd.DataFrame:
+        "`similar_table` of X's synopses among the model's record of aired works and `record` (more rows, their scores) aired before each was pitched, looked up by `lookup` (`similar_earlier` or its memoised twin)."
         K, when, score = self.record_
         K = K.astype(np.float32)
         if record is not None:
@@ -119,7 +119,7 @@ class PitchModel(BaseEstimator, RegressorMixin):
             wk, keep = lookup_rows(Xk)
             K = np.vstack([K, normalize(embed_texts(Xk.synopsis[keep]))]) if keep.any() else K
             when, score = np.r_[when, wk[keep]], np.r_[score, np.asarray(yk, float)[keep]]
-        return similar_table(*similar_earlier(normalize(E), lookup_rows(X)[0], K, when, score), X.index)
+        return similar_table(*lookup(normalize(E), lookup_rows(X)[0], K, when, score), X.index)
 
     def _table(self, X, side, E, C, text, guess, similar=None) -> pd.DataFrame:
         "The tree model's features: metadata and franchise (`side`), synopsis components, the text ridge's score, metadata guessed from the synopsis, similar earlier synopses' scores, character components."
@@ -160,9 +160,9 @@ class PitchModel(BaseEstimator, RegressorMixin):
         side = self._side(X)
         self.scaler_ = StandardScaler().fit(side) if side is not None else None
         if E is not None:
-            # the text ridge is the slow part and the same for every input combination with a synopsis: memoised
-            self.tfidf_, self.text_ = memoised(fit_text_ridge)(X.synopsis, E, z, self.alpha)
-            text = memoised(oof_text)(X.synopsis, E, z, groups, self.alpha, self.n_folds)  # never the model's own fit on a row
+            # the text ridge is the slow part and the same for every input combination with a synopsis: memoised;
+            # the trees read its out-of-fold predictions, never its fit on the row itself
+            self.tfidf_, self.text_, text, words = memoised(fit_text_ridge)(X.synopsis, E, z, groups, self.alpha, self.n_folds)
             n_pca = self.n_pca if self.n_pca is not None else (0 if self._uses("metadata") else 16)
             self.pca_ = PCA(min(n_pca, len(X) - 1), random_state=self.seed).fit(E) if n_pca else None
         self.guess_ = guess = None
@@ -177,7 +177,8 @@ class PitchModel(BaseEstimator, RegressorMixin):
         similar = None
         if E is not None and self._reads_similar():
             self._remember(X, y, E)
-            similar = self._similar(X, E)  # each training anime looks up the training anime aired before it
+            # each training anime looks up the training anime aired before it: the same lookups for every input combination
+            similar = self._similar(X, E, lookup=memoised(similar_earlier))
         T = self._table(X, side, E, C, text, guess, similar)
         self.tree_features_ = list(T.columns)  # the trees read an array: studio and genre names may hold any character
         A, pool = self._tree_inputs(X, T, z)
@@ -187,7 +188,7 @@ class PitchModel(BaseEstimator, RegressorMixin):
         with tempfile.TemporaryDirectory() as d:
             self.catboost_.save_model(f"{d}/trees.cbm")
             self.catboost_file_ = Path(f"{d}/trees.cbm").read_bytes()
-        L = self._linear_design(text_design(self.tfidf_, X.synopsis, E) if E is not None else None, side)
+        L = self._linear_design(text_design(words, E) if E is not None else None, side)
         # the text ridge's own design without metadata and franchise; the same design (and fit) with or without characters
         self.linear_ = self.text_ if side is None else memoised(fit_ridge)(L, z, self.alpha)
         self.linear_mean_ = np.asarray(L.mean(0)).ravel()
@@ -224,7 +225,7 @@ def parts(self: PitchModel, X, cache: bool = True, record=None) -> PredictionPar
     "The `PredictionParts` of rows X (`cache=False`: new pitches stay out of the embedding cache; `record`: (rows, scores) of more works whose scores are public)."
     E, C = self._embed(X, cache)
     with threadpool_limits(limits=1, user_api="blas"):  # the same sums as in `fit`
-        D = text_design(self.tfidf_, X.synopsis, E) if E is not None else None
+        D = text_design(self.tfidf_.transform(X.synopsis), E) if E is not None else None
         text = self.text_.predict(D) if D is not None else None
         guess = self.guess_.transform(E, X.index) if self.guess_ is not None else None
         similar = self._similar(X, E, record) if E is not None and self._reads_similar() else None
