@@ -31,7 +31,9 @@ from .score import MinMaxLabelScaler
 # %% ../nbs/08c_pitch_model.ipynb #7d3bc7a5
 LGB_PARAMS = dict(n_estimators=750, learning_rate=0.04, num_leaves=31, min_child_samples=20, subsample=0.8,
                   subsample_freq=1, colsample_bytree=0.5, reg_lambda=1.0, max_bin=63, verbose=-1)
-CAT_PARAMS = dict(iterations=600, learning_rate=0.15, depth=6, l2_leaf_reg=3.0, rsm=0.5, border_count=32, verbose=0, allow_writing_files=False)
+# max_ctr_complexity=1: each category's target statistics alone, no combinations of categories (a third less time, 0.0003 more fold RMSE)
+CAT_PARAMS = dict(iterations=600, learning_rate=0.15, depth=6, l2_leaf_reg=3.0, rsm=0.5, border_count=32, max_ctr_complexity=1, verbose=0,
+                  allow_writing_files=False)
 # for a synopsis without metadata, CatBoost's own bag of words: one lowercased word dictionary, presence of its 1,000 most useful words
 CAT_WORDS = {"tokenizers": [{"tokenizer_id": "Space", "separator_type": "ByDelimiter", "delimiter": " ", "lowercasing": "true"}],
              "dictionaries": [{"dictionary_id": "Word", "max_dictionary_size": "20000", "occurrence_lower_bound": "5", "gram_order": "1"}],
@@ -138,9 +140,14 @@ class PitchModel(BaseEstimator, RegressorMixin):
         return pd.concat(parts, axis=1)
 
     def _linear_design(self, D, side):
-        "The linear model's features: the synopsis's `text_design` D (None without a synopsis), the standardised metadata and franchise features `side` (missing -> mean)."
+        "The linear model's features: the synopsis's `text_design` D (None without a synopsis), the metadata and franchise features `side` in standard deviations, clipped 5 from the mean (missing -> mean)."
         parts = [D] if D is not None else []
-        if side is not None: parts.append(sp.csr_matrix(np.clip(np.nan_to_num(self.scaler_.transform(side)), -5, 5)))
+        if side is not None:
+            # scaled, not centred: the ridge's intercept takes the means, so the fit is the same, and a category's column
+            # keeps its zeros (the design has half the nonzeros, the ridge's conjugate gradients half the work)
+            shift = self.scaler_.mean_/self.scaler_.scale_
+            Z = side[self.scaler_.feature_names_in_].to_numpy(float)/self.scaler_.scale_
+            parts.append(sp.csr_matrix(np.clip(np.where(np.isnan(Z), shift, Z), shift - 5, shift + 5)))
         return sp.hstack(parts).tocsr()
 
     def fit(self, X, y, groups=None):
