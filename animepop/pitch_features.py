@@ -181,19 +181,20 @@ def text_design(W, E):
 def fit_ridge(A, y, alpha: float) -> Ridge: return Ridge(alpha=alpha).fit(A, y)
 
 def _text_ridge(terms, C, E, y, alpha: float) -> tuple:
-    "(TF-IDF, ridge, the function giving count rows' TF-IDF) of the text ridge fitted on the texts whose `word_counts` rows are C."
+    "(TF-IDF, the function giving count rows' TF-IDF, ridge, TF-IDF of C) of the text ridge fitted on the texts whose `word_counts` rows are C."
     tfidf, weigh = fit_tfidf(terms, C)
-    return tfidf, fit_ridge(text_design(weigh(C), E), y, alpha), weigh
+    W = weigh(C)
+    return tfidf, weigh, fit_ridge(text_design(W, E), y, alpha), W
 
 def fit_text_ridge(texts, E, y, groups, alpha: float, n_folds: int) -> tuple:
     "(TF-IDF, ridge, out-of-fold predictions, TF-IDF of `texts`) of the text ridge on `texts` with MiniLM vectors E and labels y; out of fold: a TF-IDF and ridge refitted on each GroupKFold training fold, clusters kept whole. The words are counted once for all the fits."
     terms, C = word_counts(texts)
     oof = np.zeros(len(y))
     for a, b in GroupKFold(n_folds).split(E, groups=groups):
-        _, ridge, weigh = _text_ridge(terms, C[a], E[a], y[a], alpha)
+        _, weigh, ridge, _ = _text_ridge(terms, C[a], E[a], y[a], alpha)
         oof[b] = ridge.predict(text_design(weigh(C[b]), E[b]))
-    tfidf, ridge, weigh = _text_ridge(terms, C, E, y, alpha)
-    return tfidf, ridge, oof, weigh(C)
+    tfidf, _, ridge, W = _text_ridge(terms, C, E, y, alpha)
+    return tfidf, ridge, oof, W
 
 # %% ../nbs/08b_pitch_features.ipynb #c94fb371
 def guess_targets(X, min_share: float = 0.01) -> pd.DataFrame:

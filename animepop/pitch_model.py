@@ -143,11 +143,10 @@ class PitchModel(BaseEstimator, RegressorMixin):
         "The linear model's features: the synopsis's `text_design` D (None without a synopsis), the metadata and franchise features `side` in standard deviations, clipped 5 from the mean (missing -> mean)."
         parts = [D] if D is not None else []
         if side is not None:
-            # scaled, not centred: the ridge's intercept takes the means, so the fit is the same, and a category's column
-            # keeps its zeros (the design has half the nonzeros, the ridge's conjugate gradients half the work)
-            shift = self.scaler_.mean_/self.scaler_.scale_
-            Z = side[self.scaler_.feature_names_in_].to_numpy(float)/self.scaler_.scale_
-            parts.append(sp.csr_matrix(np.clip(np.where(np.isnan(Z), shift, Z), shift - 5, shift + 5)))
+            # scaled, not centred (`scaler_`): the ridge's intercept takes the means, so the fit is the same, and a category's
+            # column keeps its zeros (the design has half the nonzeros, the ridge's conjugate gradients half the work)
+            Z, mean = self.scaler_.transform(side), self.scaler_.mean_/self.scaler_.scale_
+            parts.append(sp.csr_matrix(np.clip(np.where(np.isnan(Z), mean, Z), mean - 5, mean + 5)))
         return sp.hstack(parts).tocsr()
 
     def fit(self, X, y, groups=None):
@@ -165,7 +164,7 @@ class PitchModel(BaseEstimator, RegressorMixin):
         text = None
         if self._uses("metadata"): self.meta_ = MetaFeatures().fit(X, y)
         side = self._side(X)
-        self.scaler_ = StandardScaler().fit(side) if side is not None else None
+        self.scaler_ = StandardScaler(with_mean=False).fit(side) if side is not None else None
         if E is not None:
             # the text ridge is the slow part and the same for every input combination with a synopsis: memoised;
             # the trees read its out-of-fold predictions, never its fit on the row itself
