@@ -6,7 +6,7 @@
 __all__ = ['underscored', 'dashed', 'console', 'die']
 
 # %% ../nbs/00b_cli.ipynb #693fc379
-import contextlib, io, re, sys
+import atexit, contextlib, gc, io, re, sys
 
 # %% ../nbs/00b_cli.ipynb #e40f5c57
 def underscored(argv: list[str]) -> list[str]:
@@ -23,6 +23,7 @@ def dashed(text: str) -> str:
 def console(cli):
     "The console script of `call_parse` function `cli`: options spelled with dashes, as its help shows them."
     def main():
+        atexit.register(gc.freeze)  # spares the collector's walk over every imported object at exit
         sys.argv[1:] = underscored(sys.argv[1:])
         if not {"-h", "--help"} & set(sys.argv[1:]): return cli()
         out = io.StringIO()
