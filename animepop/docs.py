@@ -310,10 +310,15 @@ def api_markdown(call: str, ns: dict) -> str:
     "The Markdown of the `show_doc(...)` call `call` evaluated in `ns`; from `inspect` where `show_doc` fails."
     target = ast.unparse(ast.parse(call).body[0].value.args[0])
     obj = eval(target, ns)  # a name the module lacks is an error, not a fallback
-    try: return eval(call, ns)._repr_markdown_()
+    try: md = eval(call, ns)._repr_markdown_()
     except Exception as e:
         print(f"animepop.docs: show_doc({target}) failed ({type(e).__name__}: {e}); signature from inspect", file=sys.stderr)
         return f"---\n\n### {target}\n\n```python\n{target}{inspect.signature(obj)}\n```\n\n*{inspect.getdoc(obj) or ''}*"
+    # nbdev 2.4.14 looks up a qualified name in a table of bare names, so each source link ends in #LNone (nbdev issue 1418)
+    if "#LNone" in md:
+        try: md = md.replace("#LNone", f"#L{inspect.getsourcelines(inspect.unwrap(obj))[1]}")
+        except (OSError, TypeError): md = md.replace("#LNone", "")  # no source file: a link to the module's file
+    return md
 
 class exec_api_docs(Processor):
     "Render the `show_doc` cells of a notebook from the modules it exports to."

@@ -41,10 +41,10 @@ def cv_parts(model: PitchModel, X, y, groups, n_folds: int = 5, n_jobs: int = 1,
     for (_, b), p in zip(folds, done[int(refit):]): out.iloc[b] = p
     return (out, done[0]) if refit else out
 
-def best_weight(parts: pd.DataFrame, y, grid=np.linspace(0, 1, 11)) -> float:
-    "The tree weight in `grid` with the lowest out-of-fold squared error."
+def best_weight(parts: pd.DataFrame, y, steps: int = 11) -> float:
+    "The tree weight, among `steps` evenly spaced from 0 to 1, with the lowest out-of-fold squared error."
     y = np.asarray(y, float)
-    return float(min(grid, key=lambda w: np.mean((blend(parts.tree, parts.linear, w) - y)**2)))
+    return float(min(np.linspace(0, 1, steps), key=lambda w: np.mean((blend(parts.tree, parts.linear, w) - y)**2)))
 
 def conformal_quantile(y, oof, coverage: float = 0.8) -> float:
     "Half-width of split-conformal intervals: the corrected `coverage` quantile of |y - oof|."

@@ -213,8 +213,8 @@ SOURCES = {s.name: s for s in [
 ]}
 CPU_SOURCES = ("anime-mapper", "mal-stats", "characters-sample")  # what `make reproduce` needs without a data folder
 
-def registry() -> "pd.DataFrame":
-    "The registry as a table: one row per source."
+def registry():
+    "The registry as a pandas DataFrame, one row per source (pandas imported here: `animepop_fetch` starts without it)."
     import pandas as pd
     return pd.DataFrame([{"source": s.name, "origin": s.origin, "pinned": s.pinned, "licence": s.licence, "contents": s.contents,
                           "size": s.size, "verified by": s.checksum, "provides": ", ".join(s.provides)} for s in SOURCES.values()])
