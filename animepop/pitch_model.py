@@ -41,14 +41,11 @@ CAT_WORDS = {"tokenizers": [{"tokenizer_id": "Space", "separator_type": "ByDelim
              "feature_processing": {"default": [{"dictionaries_names": ["Word"], "feature_calcers": ["BoW:top_tokens_count=1000"], "tokenizers_names": ["Space"]}]}}
 
 def tree_params(inputs) -> tuple:
-    "(LightGBM, CatBoost) settings of a model using `inputs`: for a synopsis without metadata, CatBoost reads its words, and both grow fewer trees; metadata without a synopsis, CatBoost combines categories; synopsis, metadata and franchise, deeper CatBoost trees."
+    "(LightGBM, CatBoost) settings of a model using `inputs`: for a synopsis without metadata, CatBoost reads its words, and both grow fewer trees; metadata without a synopsis, CatBoost combines categories."
     words = "synopsis" in inputs and "metadata" not in inputs
     light = LGB_PARAMS | ({"n_estimators": 250} if words else {})
     cat = CAT_PARAMS | ({"iterations": 200, "text_processing": CAT_WORDS} if words else {})
     if "metadata" in inputs and "synopsis" not in inputs: cat["max_ctr_complexity"] = 4
-    # on the folds, depth 8 gave synopsis+metadata+franchise a blended RMSE of 0.06680 instead of 0.06711 for 23% more fit time;
-    # all four inputs gained half as much (0.06671, 0.06687) for 29% more, and stay at 6: a cold reproduction must fit in 15 minutes
-    if set(inputs) == {"synopsis", "metadata", "franchise"}: cat["depth"] = 8
     return light, cat
 
 def _categories(X) -> pd.DataFrame:
