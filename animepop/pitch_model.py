@@ -41,11 +41,16 @@ CAT_WORDS = {"tokenizers": [{"tokenizer_id": "Space", "separator_type": "ByDelim
              "feature_processing": {"default": [{"dictionaries_names": ["Word"], "feature_calcers": ["BoW:top_tokens_count=1000"], "tokenizers_names": ["Space"]}]}}
 
 def tree_params(inputs) -> tuple:
-    "(LightGBM, CatBoost) settings of a model using `inputs`: for a synopsis without metadata, CatBoost reads its words, and both grow fewer trees; metadata without a synopsis, CatBoost combines categories."
+    "(LightGBM, CatBoost) settings of a model using `inputs`: for a synopsis without metadata, CatBoost reads its words, both grow fewer trees on finer bins; metadata without a synopsis, CatBoost combines categories; synopsis, metadata and franchise without characters, CatBoost grows deeper trees."
     words = "synopsis" in inputs and "metadata" not in inputs
-    light = LGB_PARAMS | ({"n_estimators": 250} if words else {})
-    cat = CAT_PARAMS | ({"iterations": 200, "text_processing": CAT_WORDS} if words else {})
+    # without metadata the trees read a few dozen features: finer bins cost almost nothing (five folds, blended RMSE on the
+    # 0-1 scale: 0.09408 instead of 0.09427 for the synopsis alone, for 1% more fit time)
+    light = LGB_PARAMS | ({"n_estimators": 250, "max_bin": 255} if words else {})
+    cat = CAT_PARAMS | ({"iterations": 200, "text_processing": CAT_WORDS, "border_count": 254} if words else {})
     if "metadata" in inputs and "synopsis" not in inputs: cat["max_ctr_complexity"] = 4
+    # depth 8 where the folds gained most for its time: 0.06680 instead of 0.06711 for a quarter more fit time (with
+    # characters too, 0.06671 instead of 0.06687 for 30% more: left at 6 for the cold reproduction's time)
+    if {"synopsis", "metadata", "franchise"} <= set(inputs) and "characters" not in inputs: cat["depth"] = 8
     return light, cat
 
 def _categories(X) -> pd.DataFrame:
