@@ -4,12 +4,12 @@
 
 # %% auto #0
 __all__ = ['ROOT', 'DATA', 'RAW', 'INTERIM', 'PROCESSED', 'MODELS', 'FIGURES', 'RUNS', 'DATA_LAYOUTS', 'MAL_MIN_VOTES',
-           'MAL_MEAN_SCORE', 'figures_dir', 'data_dir', 'find_layout', 'require_data_dir', 'reference_data_dir',
-           'atomic_write', 'code_key', 'result_memo', 'library_twin', 'memoised', 'PaperHyperparams', 'seed_everything',
-           'num_threads', 'get_device']
+           'MAL_MEAN_SCORE', 'RETAIN_FREED', 'figures_dir', 'data_dir', 'find_layout', 'require_data_dir',
+           'reference_data_dir', 'atomic_write', 'code_key', 'result_memo', 'library_twin', 'memoised',
+           'PaperHyperparams', 'seed_everything', 'num_threads', 'retain_freed_memory', 'get_device']
 
 # %% ../nbs/00_config.ipynb #4f0274d5
-import hashlib, importlib, importlib.util, inspect, os, random, shutil, sys
+import ctypes, hashlib, importlib, importlib.util, inspect, os, random, shutil, sys
 from contextlib import contextmanager
 from dataclasses import dataclass, asdict
 from pathlib import Path
@@ -207,6 +207,17 @@ def seed_everything(seed: int = 42) -> None:
 def num_threads() -> int:
     "Threads for torch and BLAS: `ANIMEPOP_THREADS`, else `OMP_NUM_THREADS` (set in joblib workers), else every core this process may use."
     return int(os.environ.get("ANIMEPOP_THREADS") or os.environ.get("OMP_NUM_THREADS") or len(os.sched_getaffinity(0)))
+
+# %% ../nbs/00_config.ipynb #c6d32db1
+RETAIN_FREED = {"MALLOC_MMAP_THRESHOLD_": 1 << 30, "MALLOC_TRIM_THRESHOLD_": 1 << 30, "MALLOC_TOP_PAD_": 1 << 28}
+_MALLOPT = {"MALLOC_TRIM_THRESHOLD_": -1, "MALLOC_TOP_PAD_": -2, "MALLOC_MMAP_THRESHOLD_": -3}  # glibc's M_* numbers
+
+def retain_freed_memory() -> bool:
+    "Keep freed memory for the next allocation, in this process (glibc's `mallopt`) and in those it starts (`RETAIN_FREED` in their environment, unless set there); whether glibc took it."
+    for k, v in RETAIN_FREED.items(): os.environ.setdefault(k, str(v))
+    try: mallopt = ctypes.CDLL("libc.so.6").mallopt
+    except (OSError, AttributeError): return False  # not glibc: its own allocator's defaults
+    return all(mallopt(_MALLOPT[k], ctypes.c_int(int(os.environ[k]))) == 1 for k in RETAIN_FREED)
 
 # %% ../nbs/00_config.ipynb #7fe5f0b2
 def get_device(prefer: str = "auto") -> str:

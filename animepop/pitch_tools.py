@@ -16,7 +16,7 @@ import pandas as pd
 from fastcore.script import call_parse, Param, store_true
 
 from .cli import console, die
-from .config import MODELS
+from .config import MODELS, retain_freed_memory
 from .corpus import RECEPTION_TAGS, air_time, read_anime_mapper, strip_boilerplate
 from .pitch_folder import load_model, train_from_corpus
 from .pitch_format import LISTS, META_FIELDS, PitchError, _clean, earlier_works, franchise_scores, parse_inputs, pitch_frame, read_json
@@ -162,6 +162,7 @@ def train_cli(inputs: Param("comma-separated inputs among synopsis,metadata,char
         ins = parse_inputs(inputs)
         if not 0 < coverage < 1: raise PitchError("coverage", f"{coverage} is not between 0 and 1")
         corpus, short = read_training_data(data)
+        retain_freed_memory()  # here and in the fold fits' workers
         out = Path(out or MODELS/f"pitch-{'-'.join(ins)}")
         t = time.time()
         model, folder = train_from_corpus(corpus, ins, out, folds, coverage, seed, data_desc=str(data or "project corpus"), short=short)

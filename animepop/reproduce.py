@@ -17,7 +17,8 @@ import papermill
 from fastcore.script import call_parse
 from papermill.exceptions import PapermillExecutionError
 
-from .config import RAW, ROOT, RUNS, data_dir, figures_dir, find_layout, num_threads, require_data_dir, result_memo
+from .config import (RAW, ROOT, RUNS, data_dir, figures_dir, find_layout, num_threads, require_data_dir, result_memo,
+    retain_freed_memory)
 from .release import ReleaseError, check_release
 from .sources import CPU_SOURCES, SOURCES, FetchError, fetch
 from .report import git_commit
@@ -138,6 +139,7 @@ def reproduce(profile: str = "cpu", data: str | None = None, out: str | None = N
     if out: os.environ["ANIMEPOP_FIGURES_DIR"] = str(Path(out).resolve())
     # the kernels inherit this: OpenMP threads that spin while waiting slowed small torch ops 10x or more on 2 busy cores
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    retain_freed_memory()  # the encoding here, the kernels and their workers: freed arrays reused, not faulted back in
     notebooks = artifact_notebooks()
     if only:
         unknown = set(only) - {p.stem for p in notebooks}
