@@ -116,6 +116,7 @@ def _codes(code) -> list:
 def _module(name: str, package: str):
     "The module of `package` that a function names (`animepop.features` in an import inside it, or `features`), imported if no one has yet: a memo key must not depend on what the process happened to import before."
     full = name if name.startswith(package + ".") else f"{package}.{name}"
+    if full == f"{package}._modidx": return None  # nbdev's symbol index (`library_twin` reads it): changed by any export, it computes nothing
     try: return importlib.import_module(full) if importlib.util.find_spec(full) is not None else None
     except ModuleNotFoundError: return None  # `package` is no package (a notebook's `__main__`)
 
@@ -209,15 +210,15 @@ def num_threads() -> int:
     return int(os.environ.get("ANIMEPOP_THREADS") or os.environ.get("OMP_NUM_THREADS") or len(os.sched_getaffinity(0)))
 
 # %% ../nbs/00_config.ipynb #c6d32db1
-RETAIN_FREED = {"MALLOC_MMAP_THRESHOLD_": 1 << 30, "MALLOC_TRIM_THRESHOLD_": 1 << 30, "MALLOC_TOP_PAD_": 1 << 28}
-_MALLOPT = {"MALLOC_TRIM_THRESHOLD_": -1, "MALLOC_TOP_PAD_": -2, "MALLOC_MMAP_THRESHOLD_": -3}  # glibc's M_* numbers
+# glibc's environment variable -> (its `mallopt` parameter number, bytes)
+RETAIN_FREED = {"MALLOC_TRIM_THRESHOLD_": (-1, 1 << 30), "MALLOC_TOP_PAD_": (-2, 1 << 28), "MALLOC_MMAP_THRESHOLD_": (-3, 1 << 30)}
 
 def retain_freed_memory() -> bool:
     "Keep freed memory for the next allocation, in this process (glibc's `mallopt`) and in those it starts (`RETAIN_FREED` in their environment, unless set there); whether glibc took it."
-    for k, v in RETAIN_FREED.items(): os.environ.setdefault(k, str(v))
+    for k, (_, v) in RETAIN_FREED.items(): os.environ.setdefault(k, str(v))
     try: mallopt = ctypes.CDLL("libc.so.6").mallopt
     except (OSError, AttributeError): return False  # not glibc: its own allocator's defaults
-    return all(mallopt(_MALLOPT[k], ctypes.c_int(int(os.environ[k]))) == 1 for k in RETAIN_FREED)
+    return all(mallopt(param, ctypes.c_int(int(os.environ[k]))) == 1 for k, (param, _) in RETAIN_FREED.items())
 
 # %% ../nbs/00_config.ipynb #7fe5f0b2
 def get_device(prefer: str = "auto") -> str:
