@@ -8,9 +8,10 @@ __all__ = ['CORPUS_VERSION', 'ANIME_SCHEMA', 'CHARACTER_SCHEMA', 'RECEPTION_TAGS
            'NO_DESCRIPTION', 'SYNOPSIS_FLOOR', 'PAPER_TABLE1', 'PAPER_TABLE2', 'conform', 'empty', 'Corpus', 'air_time',
            'relation_name', 'earlier_relations', 'read_mal_stats', 'read_anime_mapper', 'normalize_title', 'TitleIndex',
            'read_sample_records', 'read_character_sample', 'read_crawl', 'strip_boilerplate', 'n_words',
-           'cleaning_steps', 'clean', 'short_synopsis_anime', 'clean_with_short', 'source_files', 'read_sources',
-           'save_corpus', 'read_corpus', 'read_short_synopsis', 'build_corpus', 'load_corpus', 'score_bin',
-           'synopsis_table', 'description_table', 'beside_paper', 'per_floor_score', 'plot_per_floor_score']
+           'cleaning_steps', 'edited_rows', 'clean', 'short_synopsis_anime', 'clean_with_short', 'source_files',
+           'read_sources', 'save_corpus', 'read_corpus', 'read_short_synopsis', 'build_corpus', 'load_corpus',
+           'score_bin', 'synopsis_table', 'description_table', 'beside_paper', 'per_floor_score',
+           'plot_per_floor_score']
 
 # %% ../nbs/01_corpus.ipynb #2f221e0e
 import collections, gzip, hashlib, json, re, tempfile, unicodedata
@@ -55,12 +56,18 @@ def _to_list(x) -> list:
     if isinstance(x, (list, tuple, np.ndarray)): return list(x)
     return []
 
+def _canonical(s: pd.Series, dtype: str) -> bool:
+    "Whether column `s` already holds `dtype`'s canonical values, as the rows a cleaning step keeps do: nothing to convert."
+    if dtype == "list": return s.dtype == object and all(type(x) is list for x in s)
+    return str(s.dtype) == dtype
+
 def conform(df: pd.DataFrame, schema: dict) -> pd.DataFrame:
     "`df` with exactly the columns of `schema`, in order, in their canonical types (missing columns become empty)."
     out = pd.DataFrame(index=df.index)
     for col, dtype in schema.items():
         s = df[col] if col in df else pd.Series([None]*len(df), index=df.index, dtype=object)
-        if dtype == "list": out[col] = s.map(_to_list).astype(object)
+        if _canonical(s, dtype): out[col] = s  # each cleaning step conforms its output: most columns are as they were
+        elif dtype == "list": out[col] = s.map(_to_list).astype(object)
         elif dtype == "str": out[col] = s.astype(object).where(s.notna(), None).astype("str")
         else: out[col] = pd.to_numeric(s, errors="coerce").astype(dtype)
     return out.reset_index(drop=True)
@@ -310,6 +317,12 @@ def cleaning_steps(had_characters: set, has_titles: bool = True) -> list:
 
 SYNOPSIS_FLOOR = ("drop anime without synopsis", "drop anime with synopsis under 20 words")
 
+def edited_rows(before: pd.DataFrame, after: pd.DataFrame) -> int:
+    "How many rows of two tables of the same rows and columns differ in some value's text (missing equals missing); a column equal as a whole is not compared row by row."
+    changed = [c for c in after.columns if not before[c].equals(after[c])]
+    text = lambda df: df[changed].astype(str).fillna("")
+    return int((text(before) != text(after)).any(axis=1).sum())
+
 def clean(corpus: Corpus, skip: tuple = ()) -> tuple:
     "(cleaned corpus, report): the paper's cleaning, less the steps named in `skip`, with the anime and characters left after each step."
     rows = [*map(tuple, corpus.read_steps), ("raw", len(corpus.anime), len(corpus.characters), 0)]
@@ -317,8 +330,7 @@ def clean(corpus: Corpus, skip: tuple = ()) -> tuple:
         if name in skip: continue
         before, corpus = corpus, step(corpus)
         same_rows = len(before.anime) == len(corpus.anime)
-        text = lambda df: df.astype(str).fillna("")  # a row-wise comparison where missing equals missing
-        edited = (text(before.anime) != text(corpus.anime)).any(axis=1).sum() if same_rows else 0
+        edited = edited_rows(before.anime, corpus.anime) if same_rows else 0
         rows.append((name, len(corpus.anime), len(corpus.characters), int(edited)))
     report = pd.DataFrame(rows, columns=["step", "anime", "characters", "anime_edited"])
     report["anime_removed"] = -report.anime.diff().fillna(0).astype(int)

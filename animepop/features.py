@@ -16,12 +16,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from joblib import Parallel, delayed, parallel_config
 from PIL import Image
 from torch import nn
 from tqdm.auto import tqdm
 
 from .minilm import mean_per_list
-from .config import INTERIM, atomic_write, get_device, num_threads
+from .config import INTERIM, atomic_write, get_device, library_twin, num_threads
 
 # %% ../nbs/04_features.ipynb #54944897
 def pool_tokens(hidden: torch.Tensor, mask: torch.Tensor, pooling: str = "mean") -> torch.Tensor:
@@ -266,19 +267,30 @@ def _locked(stores: dict):
         fcntl.flock(f, fcntl.LOCK_EX)
         yield
 
+def _encode_chunk(name: str, settings: dict, items: list, batch_size: int, poolings: list) -> dict:
+    "One worker's share of `_encode_missing` on the CPU: `items` encoded on one thread."
+    torch.set_num_threads(1)
+    return _run(_frozen(name, settings, "cpu"), items, batch_size, "cpu", None, poolings)
+
 def _encode_missing(name: str, settings: dict, stores: dict, keys, items, batch_size: int, device: str, progress: bool):
-    "Encode the `items` whose `keys` the store of `settings`' pooling lacks, filling every store of the pass."
+    "Encode the `items` whose `keys` the store of `settings`' pooling lacks, filling every store of the pass, and saving it every 64 batches."
     todo = {k: i for k, i in zip(keys, items) if k not in stores[settings["pooling"]]}
     if not todo: return
-    torch.set_num_threads(num_threads())
-    device = get_device(device)
-    enc = _frozen(name, settings, device)
+    device, poolings = get_device(device), list(stores)
     order = sorted(todo, key=lambda k: len(str(todo[k])))
+    chunks = [order[start:start+64*batch_size] for start in range(0, len(order), 64*batch_size)]
+    jobs = min(num_threads(), len(chunks)) if device == "cpu" else 1
+    if jobs > 1:  # one process per core, each on one thread: the same vectors, without the threads' waits
+        with parallel_config("loky", inner_max_num_threads=1):
+            passes = Parallel(n_jobs=jobs, return_as="generator")(
+                delayed(library_twin(_encode_chunk))(name, settings, [todo[k] for k in c], batch_size, poolings) for c in chunks)
+    else:
+        torch.set_num_threads(num_threads()); enc = _frozen(name, settings, device)
+        passes = (_run(enc, [todo[k] for k in c], batch_size, device, None, poolings) for c in chunks)
     with tqdm(total=len(order), desc=f"encoding with {name}", unit="item", disable=not progress) as bar:
-        for start in range(0, len(order), 64*batch_size):  # save every 64 batches
-            chunk = order[start:start+64*batch_size]
-            for p, vecs in _run(enc, [todo[k] for k in chunk], batch_size, device, bar, list(stores)).items():
-                stores[p].put(chunk, vecs); stores[p].save()
+        for chunk, vecs in zip(chunks, passes):
+            for p in poolings: stores[p].put(chunk, vecs[p]); stores[p].save()
+            bar.update(len(chunk))
 
 def encode(name: str, items, fit=None, batch_size: int = 32, cache: bool = True, cache_dir=None,
            device: str = "auto", progress: bool = True, **settings) -> np.ndarray:
