@@ -16,7 +16,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from joblib import Parallel, delayed, parallel_config
+from joblib import Parallel, delayed
+from joblib.externals.loky import get_reusable_executor
 from PIL import Image
 from torch import nn
 from tqdm.auto import tqdm
@@ -267,10 +268,10 @@ def _locked(stores: dict):
         fcntl.flock(f, fcntl.LOCK_EX)
         yield
 
-def _encode_chunk(name: str, settings: dict, items: list, batch_size: int, poolings: list) -> dict:
-    "One worker's share of `_encode_missing` on the CPU: `items` encoded on one thread."
-    torch.set_num_threads(1)
-    return _run(_frozen(name, settings, "cpu"), items, batch_size, "cpu", None, poolings)
+def _encode_chunk(name: str, settings: dict, items: list, batch_size: int, poolings: list, device: str = "cpu", threads: int = 1) -> dict:
+    "A matrix per pooling of `items`, encoded on `device` with `threads` torch threads: a share of `_encode_missing` (one thread in a worker)."
+    torch.set_num_threads(threads)
+    return _run(_frozen(name, settings, device), items, batch_size, device, None, poolings)
 
 def _encode_missing(name: str, settings: dict, stores: dict, keys, items, batch_size: int, device: str, progress: bool):
     "Encode the `items` whose `keys` the store of `settings`' pooling lacks, filling every store of the pass, and saving it every 64 batches."
@@ -279,18 +280,18 @@ def _encode_missing(name: str, settings: dict, stores: dict, keys, items, batch_
     device, poolings = get_device(device), list(stores)
     order = sorted(todo, key=lambda k: len(str(todo[k])))
     chunks = [order[start:start+64*batch_size] for start in range(0, len(order), 64*batch_size)]
+    shares = ([todo[k] for k in c] for c in chunks)
     jobs = min(num_threads(), len(chunks)) if device == "cpu" else 1
     if jobs > 1:  # one process per core, each on one thread: the same vectors, without the threads' waits
-        with parallel_config("loky", inner_max_num_threads=1):
-            passes = Parallel(n_jobs=jobs, return_as="generator")(
-                delayed(library_twin(_encode_chunk))(name, settings, [todo[k] for k in c], batch_size, poolings) for c in chunks)
-    else:
-        torch.set_num_threads(num_threads()); enc = _frozen(name, settings, device)
-        passes = (_run(enc, [todo[k] for k in c], batch_size, device, None, poolings) for c in chunks)
+        passes = Parallel(n_jobs=jobs, return_as="generator")(
+            delayed(library_twin(_encode_chunk))(name, settings, s, batch_size, poolings) for s in shares)
+    else: passes = (_encode_chunk(name, settings, s, batch_size, poolings, device, num_threads()) for s in shares)
     with tqdm(total=len(order), desc=f"encoding with {name}", unit="item", disable=not progress) as bar:
         for chunk, vecs in zip(chunks, passes):
             for p in poolings: stores[p].put(chunk, vecs[p]); stores[p].save()
             bar.update(len(chunk))
+    # the workers hold the encoder and what its batches allocated: ended here, not left idle beside later work
+    if jobs > 1: get_reusable_executor().shutdown(wait=True)
 
 def encode(name: str, items, fit=None, batch_size: int = 32, cache: bool = True, cache_dir=None,
            device: str = "auto", progress: bool = True, **settings) -> np.ndarray:
