@@ -229,7 +229,7 @@ class EmbeddingCache:
 # %% ../nbs/04_features.ipynb #fc80f884
 EMBEDDINGS = INTERIM/"embeddings"
 
-def _run(enc, items, batch_size: int, device: str = "cpu", bar=None, poolings=None):
+def _run(enc, items, batch_size: int, device: str = "cpu", poolings=None):
     "Vectors of `items` from encoder `enc`, batched, without gradients; with `poolings`, a matrix per pooling of one pass."
     out = []
     with torch.no_grad():
@@ -240,7 +240,6 @@ def _run(enc, items, batch_size: int, device: str = "cpu", bar=None, poolings=No
             elif isinstance(x, dict): x = {k: v.to(device) for k, v in x.items()}
             vecs = enc.pools(x, poolings) if poolings else {None: enc(x)}
             out.append({p: v.float().cpu().numpy() for p, v in vecs.items()})
-            if bar is not None: bar.update(len(batch))
     pooled = {p: np.concatenate([o[p] for o in out]) for p in out[0]}
     return pooled if poolings else pooled[None]
 
@@ -271,7 +270,7 @@ def _locked(stores: dict):
 def _encode_chunk(name: str, settings: dict, items: list, batch_size: int, poolings: list, device: str = "cpu", threads: int = 1) -> dict:
     "A matrix per pooling of `items`, encoded on `device` with `threads` torch threads: a share of `_encode_missing` (one thread in a worker)."
     torch.set_num_threads(threads)
-    return _run(_frozen(name, settings, device), items, batch_size, device, None, poolings)
+    return _run(_frozen(name, settings, device), items, batch_size, device, poolings)
 
 def _encode_missing(name: str, settings: dict, stores: dict, keys, items, batch_size: int, device: str, progress: bool):
     "Encode the `items` whose `keys` the store of `settings`' pooling lacks, filling every store of the pass, and saving it every 64 batches."
