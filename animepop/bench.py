@@ -14,6 +14,8 @@ import numpy as np
 import pandas as pd
 from fastcore.script import call_parse
 
+from .cli import die
+
 # %% ../nbs/09a_bench.ipynb #2bfd0b51
 STAGES = ("machine", "load", "clean", "split", "encode", "train", "evaluate", "figures", "pitch_train", "pitch_ablation", "pitch_cli", "pitch_corpus")
 PITCH_MODEL, CLI_RUNS, CORPUS_RECORDS = "bench-pitch", 5, 1000
@@ -186,12 +188,15 @@ def encoding_overhead(n: int = 512, batch_size: int = 32) -> dict:
 def main(
     stage: str = None,  # run only this stage, in this process, and print its JSON
     out: str = None,  # also write the results as JSON here
-    overhead_items: int = 512,  # synopses used to measure the encoding overhead
+    overhead_items: int = 512,  # synopses used to measure the encoding overhead (0: not measured)
     stages: str = None,  # comma-separated stages to run (default: all)
 ):
     "Benchmark each stage of the cpu profile, cold and warm, and the encoding pipeline's overhead."
     if stage:
         print(json.dumps(run_stage(stage))); return
+    unknown = sorted(set(stages.split(",")) - set(STAGES)) if stages else []
+    if unknown: die("bench", f"--stages: unknown stage {', '.join(unknown)}; known: {', '.join(STAGES)}")
+    if overhead_items < 0: die("bench", f"--overhead_items must be 0 (not measured) or more, got {overhead_items}")
     names = [s for s in STAGES if s in stages.split(",")] if stages else list(STAGES)
     from animepop.config import data_dir
     rows = []
@@ -206,7 +211,7 @@ def main(
                       flush=True)
     table = pd.DataFrame(rows).pivot(index="stage", columns="cache", values=["wall_s", "cpu_s", "peak_rss_mib"])
     print(table.loc[names].to_string())
-    over = encoding_overhead(overhead_items)
-    print(f"encoding: pipeline {over['pipeline_items_per_s']} items/s, bare forward {over['bare_items_per_s']} items/s, "
-          f"overhead {over['overhead']:+.1%} ({over['items']} synopses)")
+    over = encoding_overhead(overhead_items) if overhead_items else None
+    if over: print(f"encoding: pipeline {over['pipeline_items_per_s']} items/s, bare forward {over['bare_items_per_s']} items/s, "
+                   f"overhead {over['overhead']:+.1%} ({over['items']} synopses)")
     if out: Path(out).write_text(json.dumps({"stages": rows, "encoding": over}, indent=1) + "\n")

@@ -120,16 +120,18 @@ def character_vectors(X, cache: bool = True) -> np.ndarray:
 
 # %% ../nbs/08b_pitch_features.ipynb #0f75bc0f
 def similar_earlier(E, when, E_known, when_known, score_known, k: int = 3, chunk: int = 2048) -> tuple:
-    "(similarities, scores), each (rows of E, k), of the `k` known works most similar to each row among those aired strictly before `when` (NaN where fewer); E and E_known are unit rows."
-    sims, scores = np.full((len(E), k), np.nan), np.full((len(E), k), np.nan)
+    "(similarities, scores), each (rows of E, k), of the `k` known works most similar to each row among those aired strictly before `when` (NaN where fewer share anything); E and E_known are unit rows, dense or both sparse."
+    n = E.shape[0]
+    sims, scores = np.full((n, k), np.nan), np.full((n, k), np.nan)
     when, when_known, score_known = (np.asarray(a, float) for a in (when, when_known, score_known))
-    k_ = min(k, len(E_known))
-    for s in range(0, len(E) if k_ else 0, chunk):  # chunks keep the similarity matrix small
+    k_ = min(k, E_known.shape[0])
+    for s in range(0, n if k_ else 0, chunk):  # chunks keep the similarity matrix small
         S = E[s:s + chunk] @ E_known.T
+        S = S.toarray() if sp.issparse(S) else S
         S[~(when_known[None, :] < when[s:s + chunk, None])] = -np.inf  # NaN dates compare False: never earlier, never looked up
         top = np.argpartition(-S, k_ - 1, axis=1)[:, :k_]
         top = np.take_along_axis(top, np.argsort(-np.take_along_axis(S, top, 1), axis=1), 1)
-        found = np.isfinite(np.take_along_axis(S, top, 1))
+        found = np.take_along_axis(S, top, 1) > 0
         sims[s:s + chunk, :k_] = np.where(found, np.take_along_axis(S, top, 1), np.nan)
         scores[s:s + chunk, :k_] = np.where(found, score_known[top], np.nan)
     return sims, scores
@@ -139,14 +141,14 @@ def lookup_rows(X) -> tuple:
     when = pd.to_numeric(X["pitched_at"], errors="coerce").to_numpy(float) if "pitched_at" in X else np.full(len(X), np.nan)
     return when, np.isfinite(when) & X.synopsis.fillna("").astype(str).str.len().gt(0).to_numpy()
 
-def similar_table(sims, scores, index=None) -> pd.DataFrame:
-    "The tree features of `similar_earlier`: the best match's similarity and score, and the similarity-weighted mean score and mean similarity of all matches."
-    w = np.clip(np.nan_to_num(sims), 0, None)
+def similar_table(sims, scores, index=None, name: str = "similar") -> pd.DataFrame:
+    "The tree features of `similar_earlier`, named `name`_...: the best match's similarity and score, and the similarity-weighted mean score and mean similarity of all matches."
+    w = np.nan_to_num(sims)
     mean = np.where(w.sum(1) > 0, (w*np.nan_to_num(scores)).sum(1)/np.maximum(w.sum(1), 1e-12), np.nan)
     with warnings.catch_warnings():  # rows without any match are all NaN
         warnings.simplefilter("ignore", RuntimeWarning)
-        return pd.DataFrame({"similar_best_sim": sims[:, 0], "similar_best_score": scores[:, 0], "similar_mean_score": mean,
-                             "similar_mean_sim": np.nanmean(sims, 1)}, index=index)
+        return pd.DataFrame({f"{name}_best_sim": sims[:, 0], f"{name}_best_score": scores[:, 0], f"{name}_mean_score": mean,
+                             f"{name}_mean_sim": np.nanmean(sims, 1)}, index=index)
 
 # %% ../nbs/08b_pitch_features.ipynb #e0e7e858
 WORDS = dict(ngram_range=(1, 2), stop_words="english")  # the terms the text ridge reads: words and word pairs, English stop words left out

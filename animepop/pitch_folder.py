@@ -25,7 +25,7 @@ from .report import file_sha256
 from .score import MinMaxLabelScaler
 
 # %% ../nbs/08e_pitch_folder.ipynb #ad92e7a9
-MODEL_FORMAT = 11  # raised whenever a saved model's parts change (CHANGELOG.md lists each format)
+MODEL_FORMAT = 12  # raised whenever a saved model's parts change (CHANGELOG.md lists each format)
 MODEL_FILE = "model.pkl"  # pickle's C unpickler loads it in half joblib's time (joblib reads pickles in Python)
 
 def library_versions() -> dict:

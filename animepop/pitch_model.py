@@ -114,21 +114,26 @@ class PitchModel(BaseEstimator, RegressorMixin):
         "Whether the trees read the scores of similar earlier synopses: for a synopsis without the franchise input."
         return self._uses("synopsis") and not self._uses("franchise")
 
-    def _remember(self, X, y, E):
-        "Keep the dated, scored training anime with a synopsis (unit MiniLM vectors, air times, scores): the works a later pitch looks up."
+    def _remember(self, X, y, E, W):
+        "Keep the dated, scored training anime with a synopsis (unit MiniLM vectors, TF-IDF rows W, air times, scores): the works a later pitch looks up."
         when, keep = lookup_rows(X)
-        self.record_ = ((normalize(E[keep]) if keep.any() else E[keep]).astype(np.float16), when[keep], np.asarray(y, float)[keep])  # none: a corpus without dates
+        self.record_ = ((normalize(E[keep]) if keep.any() else E[keep]).astype(np.float16), sp.csr_matrix(W[keep], dtype=np.float32),
+                        when[keep], np.asarray(y, float)[keep])  # none: a corpus without dates
 
-    def _similar(self, X, E, record=None, lookup=similar_earlier) -> pd.DataFrame:
-        "`similar_table` of X's synopses among the model's record of aired works and `record` (more rows, their scores) aired before each was pitched, looked up by `lookup` (`similar_earlier` or its memoised twin)."
-        K, when, score = self.record_
+    def _similar(self, X, E, W, record=None, lookup=similar_earlier) -> pd.DataFrame:
+        "The `similar_table`s of X's synopses (MiniLM vectors E, TF-IDF rows W) among the model's record of aired works and `record` (more rows, their scores) aired before each was pitched, by MiniLM and by words, looked up by `lookup` (`similar_earlier` or its memoised twin)."
+        K, KW, when, score = self.record_
         K = K.astype(np.float32)
         if record is not None:
             Xk, yk = record
             wk, keep = lookup_rows(Xk)
-            K = np.vstack([K, normalize(embed_texts(Xk.synopsis[keep]))]) if keep.any() else K
+            if keep.any():
+                texts = Xk.synopsis[keep]
+                K, KW = np.vstack([K, normalize(embed_texts(texts))]), sp.vstack([KW, self.tfidf_.transform(texts).astype(np.float32)]).tocsr()
             when, score = np.r_[when, wk[keep]], np.r_[score, np.asarray(yk, float)[keep]]
-        return similar_table(*lookup(normalize(E), lookup_rows(X)[0], K, when, score), X.index)
+        pitched = lookup_rows(X)[0]
+        return pd.concat([similar_table(*lookup(normalize(E), pitched, K, when, score), X.index),
+                          similar_table(*lookup(sp.csr_matrix(W, dtype=np.float32), pitched, KW, when, score), X.index, "similar_words")], axis=1)
 
     def _table(self, X, side, E, C, text, guess, similar=None) -> pd.DataFrame:
         "The tree model's features: metadata and franchise (`side`), synopsis components, the text ridge's score, metadata guessed from the synopsis, similar earlier synopses' scores, character components."
@@ -189,9 +194,9 @@ class PitchModel(BaseEstimator, RegressorMixin):
             if has.sum() > self.n_char_pca: self.char_pca_ = PCA(self.n_char_pca, random_state=self.seed).fit(C[has])
         similar = None
         if E is not None and self._reads_similar():
-            self._remember(X, y, E)
+            self._remember(X, y, E, words)
             # each training anime looks up the training anime aired before it: the same lookups for every input combination
-            similar = self._similar(X, E, lookup=memoised(similar_earlier))
+            similar = self._similar(X, E, words, lookup=memoised(similar_earlier))
         T = self._table(X, side, E, C, text, guess, similar)
         self.tree_features_ = list(T.columns)  # the trees read an array: studio and genre names may hold any character
         A, pool = self._tree_inputs(X, T, z)
@@ -238,10 +243,11 @@ def parts(self: PitchModel, X, cache: bool = True, record=None) -> PredictionPar
     "The `PredictionParts` of rows X (`cache=False`: new pitches stay out of the embedding cache; `record`: (rows, scores) of more works whose scores are public)."
     E, C = self._embed(X, cache)
     with threadpool_limits(limits=1, user_api="blas"):  # the same sums as in `fit`
-        D = text_design(self.tfidf_.transform(X.synopsis), E) if E is not None else None
+        W = self.tfidf_.transform(X.synopsis) if E is not None else None
+        D = text_design(W, E) if E is not None else None
         text = self.text_.predict(D) if D is not None else None
         guess = self.guess_.transform(E, X.index) if self.guess_ is not None else None
-        similar = self._similar(X, E, record) if E is not None and self._reads_similar() else None
+        similar = self._similar(X, E, W, record) if E is not None and self._reads_similar() else None
         side = self._side(X)
         T, L = self._table(X, side, E, C, text, guess, similar), self._linear_design(D, side)
         trees = self._tree_inputs(X, T)

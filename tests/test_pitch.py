@@ -87,11 +87,12 @@ def test_synopsis_model_looks_up_earlier_works(slice_dir, good_pitch, tmp_path):
     r = run("animepop_train", "--inputs", "synopsis", "--data", slice_dir, "--out", tmp_path/"syn", "--folds", 2)
     assert r.returncode == 0, r.stderr
     model, _ = load_model(tmp_path/"syn")
-    vectors, when, scores = model.record_
-    assert len(vectors) > 100 and np.isfinite(when).all() and ((scores >= 1) & (scores <= 10)).all()
+    vectors, words, when, scores = model.record_
+    assert len(vectors) > 100 and words.shape[0] == len(vectors) and np.isfinite(when).all() and ((scores >= 1) & (scores <= 10)).all()
     X = pitch_frame({"synopsis": good_pitch["synopsis"]}, model.inputs, {})
     found = model.parts(X, cache=False).table.iloc[0]
     assert 0 < found.similar_best_sim <= 1.001 and 1 <= found.similar_best_score <= 10
+    assert 0 < found.similar_words_best_sim <= 1.001 and 1 <= found.similar_words_best_score <= 10
     r = run("animepop_predict", "--model", tmp_path/"syn", "--pitch", write(tmp_path, {"synopsis": good_pitch["synopsis"]}), "--as-json")
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout)["inputs_used"] == ["synopsis"]
