@@ -132,8 +132,8 @@ class PitchModel(BaseEstimator, RegressorMixin):
                 K, KW = np.vstack([K, normalize(embed_texts(texts))]), sp.vstack([KW, self.tfidf_.transform(texts).astype(np.float32)]).tocsr()
             when, score = np.r_[when, wk[keep]], np.r_[score, np.asarray(yk, float)[keep]]
         pitched = lookup_rows(X)[0]
-        return pd.concat([similar_table(*lookup(normalize(E), pitched, K, when, score), X.index),
-                          similar_table(*lookup(sp.csr_matrix(W, dtype=np.float32), pitched, KW, when, score), X.index, "similar_words")], axis=1)
+        return pd.concat([similar_table(*lookup(rows, pitched, known, when, score), X.index, name) for name, rows, known in
+                          (("similar", normalize(E), K), ("similar_words", sp.csr_matrix(W, dtype=np.float32), KW))], axis=1)
 
     def _table(self, X, side, E, C, text, guess, similar=None) -> pd.DataFrame:
         "The tree model's features: metadata and franchise (`side`), synopsis components, the text ridge's score, metadata guessed from the synopsis, similar earlier synopses' scores, character components."
